@@ -1,0 +1,250 @@
+"""Readers for multitrack training sources, each mapped onto the five targets.
+
+Every reader returns :class:`StemTrack` objects. A track loads (lazily, whole clip in
+memory) to ``[5, 2, T]`` float32 at 44.1 kHz in :data:`TARGETS` order.
+
+The ``known`` mask says, per target, whether that slot is the exact isolated target.
+A target that is not known is silence in its own slot and its content, if any, lives
+inside ``other`` (MUSDB's guitar, the bass of some CC0-album songs, everything but
+vocals in MIR-1K's accompaniment). ``other`` itself is always "known" in that sense:
+its reference is other + every unknown target.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from stemcut.training.audio_io import LoadedAudio, read_audio_file, read_stem_mp4_streams, to_training_format
+from stemcut.training.targets import SAMPLE_RATE, TARGETS, target_index
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+# NI Stems order used by MUSDB18: 0 mixture, 1 drums, 2 bass, 3 other, 4 vocals.
+MUSDB_STREAM_TARGETS = {1: "drums", 2: "bass", 3: "other", 4: "vocals"}
+
+
+@dataclass
+class StemTrack:
+    """One multitrack item: where it comes from, how to load it, and what is trustworthy.
+
+    Attributes:
+        name: track name (folder or file stem).
+        layout: reader that produced it ("musdb-stem-mp4", "stem-folder", "vocals-accompaniment", "solo").
+        known: per target (TARGETS order), True if that slot is the exact isolated target.
+        was_mono: any stem was mono and duplicated to stereo.
+        band_limited_hz: highest frequency with real content when the source was
+            band-limited (e.g. 8000 for 16 kHz audio), else None.
+        licence: licence of the material, as far as the reader knows.
+        solo_target: for single-source clips, the target they belong to.
+    """
+
+    name: str
+    layout: str
+    known: tuple[bool, ...]
+    loader: Callable[[], tuple[np.ndarray, bool, int]] = field(repr=False)
+    was_mono: bool = False
+    band_limited_hz: float | None = None
+    licence: str = "unknown"
+    solo_target: str | None = None
+    _cache: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def has_guitar(self) -> bool:
+        """True when guitar is a separate stem (possibly silent), not hidden inside other."""
+        return self.known[target_index("guitar")]
+
+    @property
+    def known_mask(self) -> np.ndarray:
+        """``known`` as a bool array of shape ``[5]``."""
+        return np.array(self.known, dtype=bool)
+
+    def load(self, cache: bool = False) -> np.ndarray:
+        """Return the stems as ``[5, 2, T]`` float32 at 44.1 kHz (optionally kept in memory)."""
+        if self._cache is not None:
+            return self._cache
+        stems, was_mono, lowest_rate = self.loader()
+        self.was_mono = self.was_mono or was_mono
+        if lowest_rate < SAMPLE_RATE and self.band_limited_hz is None:
+            self.band_limited_hz = lowest_rate / 2
+        if cache:
+            self._cache = stems
+        return stems
+
+
+def _stack(stems: dict[str, LoadedAudio]) -> tuple[np.ndarray, bool, int]:
+    """Stack per-target audio into ``[5, 2, T]`` (zero-padded to the longest stem)."""
+    length = max((a.samples.shape[1] for a in stems.values()), default=0)
+    out = np.zeros((len(TARGETS), 2, length), dtype=np.float32)
+    for name, audio in stems.items():
+        out[target_index(name), :, : audio.samples.shape[1]] += audio.samples
+    was_mono = any(a.was_mono for a in stems.values())
+    lowest_rate = min((a.source_rate for a in stems.values()), default=SAMPLE_RATE)
+    return out, was_mono, lowest_rate
+
+
+def _find_audio(folder: Path, stem: str) -> Path | None:
+    for suffix in AUDIO_SUFFIXES:
+        path = folder / f"{stem}{suffix}"
+        if path.exists():
+            return path
+    return None
+
+
+def _known_from(present: Iterable[str], unknown: Iterable[str]) -> tuple[bool, ...]:
+    """Known mask: vocals/drums/other always known; bass/guitar known only when present."""
+    present, unknown = set(present), set(unknown)
+    known = []
+    for name in TARGETS:
+        if name in unknown:
+            known.append(False)
+        elif name in ("bass", "guitar"):
+            known.append(name in present)
+        else:
+            known.append(True)
+    return tuple(known)
+
+
+def read_stem_mp4(path: str | Path, licence: str = "see dataset") -> StemTrack:
+    """One MUSDB18 ``.stem.mp4`` file (NI Stems: mixture, drums, bass, other, vocals).
+
+    The mixture stream is ignored: the training mixture is the sum of the stems.
+    Guitar is inside ``other`` (not known).
+    """
+    path = Path(path)
+
+    def load() -> tuple[np.ndarray, bool, int]:
+        streams, rate = read_stem_mp4_streams(path)
+        if len(streams) < 5:
+            raise ValueError(f"{path}: expected 5 audio streams (NI Stems), found {len(streams)}")
+        stems = {t: to_training_format(streams[i], rate) for i, t in MUSDB_STREAM_TARGETS.items()}
+        return _stack(stems)
+
+    name = path.name.removesuffix(".stem.mp4")
+    return StemTrack(name, "musdb-stem-mp4", _known_from(["bass"], ["guitar"]), load, licence=licence)
+
+
+def read_musdb_mp4_dir(root: str | Path) -> list[StemTrack]:
+    """All ``*.stem.mp4`` files under ``root`` (recursively), sorted by path."""
+    return [read_stem_mp4(p) for p in sorted(Path(root).rglob("*.stem.mp4"))]
+
+
+def read_stem_folder(folder: str | Path, licence: str | None = None) -> StemTrack:
+    """One ``<track>/<target>.wav|flac|ogg`` folder (MUSDB18-HQ, MedleyDB rebuilds, synthetic).
+
+    Missing vocals/drums/other files are silence (known); a missing bass or guitar file
+    means that target is inside ``other`` (not known). A ``meta.json`` with
+    ``"bass_separate": false`` marks bass as inside ``other`` and its ``licence`` field
+    is used when ``licence`` is not given.
+    """
+    folder = Path(folder)
+    files = {t: p for t in TARGETS if (p := _find_audio(folder, t)) is not None}
+    if not files:
+        raise FileNotFoundError(f"{folder}: no {'/'.join(TARGETS)} audio files")
+    meta = _read_meta(folder)
+    unknown = [] if meta.get("bass_separate", True) else ["bass"]
+    known = _known_from(files, unknown)
+    licence = licence or meta.get("licence") or "see dataset"
+    band_limited = 12000.0 if meta.get("parts_below_44k") else None
+
+    def load() -> tuple[np.ndarray, bool, int]:
+        stems = {t: read_audio_file(p) for t, p in files.items()}
+        # A target that is not known has its content moved into "other".
+        for name in list(stems):
+            if not known[target_index(name)]:
+                audio = stems.pop(name)
+                if "other" in stems:
+                    stems["other"] = _sum_audio(stems["other"], audio)
+                else:
+                    stems["other"] = audio
+        return _stack(stems)
+
+    return StemTrack(folder.name, "stem-folder", known, load, band_limited_hz=band_limited, licence=licence)
+
+
+def _sum_audio(a: LoadedAudio, b: LoadedAudio) -> LoadedAudio:
+    length = max(a.samples.shape[1], b.samples.shape[1])
+    out = np.zeros((2, length), np.float32)
+    out[:, : a.samples.shape[1]] += a.samples
+    out[:, : b.samples.shape[1]] += b.samples
+    return LoadedAudio(out, min(a.source_rate, b.source_rate), a.was_mono or b.was_mono)
+
+
+def _read_meta(folder: Path) -> dict:
+    path = folder / "meta.json"
+    if not path.exists():
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def read_stem_folders(root: str | Path, licence: str | None = None) -> list[StemTrack]:
+    """Every sub-folder of ``root`` holding at least one target audio file, sorted by name."""
+    root = Path(root)
+    tracks = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if any(_find_audio(folder, t) for t in TARGETS):
+            tracks.append(read_stem_folder(folder, licence))
+    return tracks
+
+
+def read_vocals_accompaniment(root: str | Path, licence: str = "research use (MIR-1K)") -> list[StemTrack]:
+    """MIR-1K-style ``<clip>/{vocals,accompaniment}.*`` pairs.
+
+    Vocals are known; the accompaniment is ``other`` and drums, bass and guitar are
+    unknown (inside it). 16 kHz mono clips are resampled and flagged by ``load``.
+    """
+    tracks = []
+    for folder in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        vocals, accompaniment = _find_audio(folder, "vocals"), _find_audio(folder, "accompaniment")
+        if vocals is None or accompaniment is None:
+            continue
+
+        def load(v: Path = vocals, a: Path = accompaniment) -> tuple[np.ndarray, bool, int]:
+            return _stack({"vocals": read_audio_file(v), "other": read_audio_file(a)})
+
+        known = tuple(t in ("vocals", "other") for t in TARGETS)
+        tracks.append(StemTrack(folder.name, "vocals-accompaniment", known, load, licence=licence))
+    return tracks
+
+
+def read_solo_clips(root: str | Path, categories: Iterable[str] = TARGETS) -> list[StemTrack]:
+    """Single-source clips sorted as ``<root>/<category>/<clip>.*`` (category = a target).
+
+    Each clip fills its category's slot; every other slot is genuine silence, so all
+    targets are known. Mix these over other material (see ``dataset.SourcePool.backing``).
+    Licences come from ``<root>/MANIFEST.csv`` (columns ``file``, ``licence``) when present.
+    """
+    root = Path(root)
+    licences = _manifest_licences(root / "MANIFEST.csv")
+    tracks = []
+    for category in categories:
+        index = target_index(category)
+        folder = root / category
+        if not folder.is_dir():
+            continue
+        for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
+
+            def load(p: Path = path, i: int = index) -> tuple[np.ndarray, bool, int]:
+                audio = read_audio_file(p)
+                out = np.zeros((len(TARGETS), 2, audio.samples.shape[1]), np.float32)
+                out[i] = audio.samples
+                return out, audio.was_mono, audio.source_rate
+
+            licence = licences.get(f"{category}/{path.name}", "see source")
+            tracks.append(
+                StemTrack(path.stem, "solo", (True,) * len(TARGETS), load, licence=licence, solo_target=category)
+            )
+    return tracks
+
+
+def _manifest_licences(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        return {row["file"]: row.get("licence", "") for row in csv.DictReader(f)}
+

@@ -94,6 +94,11 @@ def drive(audio: np.ndarray, gain_db: float, asymmetry: float = 0.0) -> np.ndarr
     return (shaped / max(math.tanh(gain), 1e-6)).astype(np.float32)
 
 
+def soft_limit(audio: np.ndarray, ceiling: float) -> np.ndarray:
+    """Smooth peak limiter ``ceiling * tanh(x / ceiling)``: transparent well below the ceiling."""
+    return (ceiling * np.tanh(audio / ceiling)).astype(np.float32)
+
+
 def compress(audio: np.ndarray, threshold_db: float, ratio: float, attack_ms: float, release_ms: float,
              rate: int = SAMPLE_RATE) -> np.ndarray:
     """Feed-forward compressor on a stereo-linked RMS envelope (256-sample frames)."""

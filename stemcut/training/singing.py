@@ -89,8 +89,9 @@ def sing(notes: list[Note], voice: Voice, n_samples: int, rng: np.random.Generat
             continue
         out += np.interp(t, np.arange(frames) * CONTROL_HOP, amplitude) * np.sin(k * phase)
     gate_samples = np.interp(t, np.arange(frames) * CONTROL_HOP, gate)
-    breath = apply_filters(rng.standard_normal(n_samples).astype(np.float32), [biquad("highpass", 1500)])
-    out += voice.breath * 3 * breath * gate_samples
+    breath = apply_filters(rng.standard_normal(n_samples).astype(np.float32),
+                           [biquad("highpass", 1500), biquad("lowpass", 9000)])
+    out += voice.breath * 0.3 * breath * gate_samples
     out += _consonants(notes, n_samples, rng)
     return (out / (np.abs(out).max() + 1e-9) * 0.5).astype(np.float32)
 

@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from stemcut.training import composer
-from stemcut.training.effects import apply_chain, pan, random_chain
+from stemcut.training.effects import apply_chain, pan, random_chain, soft_limit
 from stemcut.training.instruments import BuiltinRenderer, Instrument, SoundfontRenderer
 from stemcut.training.singing import VocalClipBank, Voice, sing
 from stemcut.training.targets import SAMPLE_RATE, TARGETS
@@ -48,6 +48,9 @@ DRUM_KITS = [Instrument("standard kit", 0, "drums", 128), Instrument("room kit",
              Instrument("power kit", 16, "drums", 128), Instrument("electronic kit", 24, "drums", 128),
              Instrument("TR-808 kit", 25, "drums", 128), Instrument("jazz kit", 32, "drums", 128),
              Instrument("brush kit", 40, "drums", 128)]
+# Peaks are softly limited to this far above a stem's RMS, so one stray transient cannot force
+# the shared anti-clip gain to turn the whole song down.
+CREST_LIMIT_DB = 18.0
 # Relative stem loudness (dB RMS) before the random per-stem offsets.
 STEM_LEVEL_DB = {"vocals": -16.0, "drums": -17.0, "bass": -18.0, "guitar": -20.0, "other": -21.0}
 PROJECT_CODE_LICENCE = "MIT (stemcut built-in synth)"
@@ -181,8 +184,9 @@ def _level_stems(stems: dict[str, np.ndarray], rng: np.random.Generator) -> dict
         if rms < 1e-7:
             gains[target] = 0.0
             continue
-        gain_db = STEM_LEVEL_DB[target] + float(rng.uniform(-4, 4)) - 20 * np.log10(rms)
-        stems[target] = (audio * 10 ** (gain_db / 20)).astype(np.float32)
+        level_db = STEM_LEVEL_DB[target] + float(rng.uniform(-4, 4))
+        gain_db = level_db - 20 * np.log10(rms)
+        stems[target] = soft_limit(audio * 10 ** (gain_db / 20), 10 ** ((level_db + CREST_LIMIT_DB) / 20))
         gains[target] = round(float(gain_db), 2)
     peak = max(float(np.abs(sum(stems.values())).max()), max(float(np.abs(a).max()) for a in stems.values()))
     if peak > 0.95:

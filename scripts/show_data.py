@@ -23,7 +23,7 @@ from stemcut.training.sources import read_stem_folder  # noqa: E402
 from stemcut.training.targets import SAMPLE_RATE, TARGETS  # noqa: E402
 
 
-def log_spectrogram(audio: np.ndarray, n_fft: int = 2048, hop: int = 512) -> np.ndarray:
+def log_spectrogram(audio: np.ndarray, n_fft: int = 2048, hop: int = 2048) -> np.ndarray:
     """dB magnitude spectrogram ``[bins, frames]`` of a mono signal."""
     if audio.shape[0] < n_fft:
         audio = np.pad(audio, (0, n_fft - audio.shape[0]))
@@ -55,14 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         meta = json.loads(meta_path.read_text())
         if "tempo" in meta:
             title += f"  ({meta['tempo']:.0f} bpm, {meta.get('key', '')}, guitar: {meta.get('guitar', '?')})"
-    fig, axes = plt.subplots(len(rows), 1, figsize=(10, 1.6 * len(rows)), sharex=True)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(9, 1.3 * len(rows)), sharex=True)
     duration = stems.shape[-1] / SAMPLE_RATE
     for axis, (name, audio) in zip(axes, rows):
-        spec = log_spectrogram(audio.mean(axis=0))
+        spec = log_spectrogram(audio.mean(axis=0), hop=2048)
         top = int(spec.shape[0] * min(args.max_hz, SAMPLE_RATE / 2) / (SAMPLE_RATE / 2))
         peak = spec.max()
         axis.imshow(spec[:top], origin="lower", aspect="auto", cmap="magma", vmin=peak - 80, vmax=peak,
-                    extent=(0, duration, 0, top * SAMPLE_RATE / 2 / spec.shape[0] / 1000))
+                    interpolation="nearest", extent=(0, duration, 0, top * SAMPLE_RATE / 2 / spec.shape[0] / 1000))
         known = "" if name == "mixture" or track.known[TARGETS.index(name)] else " (inside other)"
         axis.set_ylabel(f"{name}{known}\nkHz", fontsize=8)
         axis.tick_params(labelsize=7)
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     axes[-1].set_xlabel("seconds")
     fig.tight_layout()
     args.png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.png, dpi=72)
+    fig.savefig(args.png, dpi=60)
     plt.close(fig)
     print(args.png)
     return 0

@@ -1,0 +1,363 @@
+"""Audio files in and out, block by block.
+
+Reading: libsndfile (via soundfile) for WAV/FLAC/OGG/MP3/AIFF; FFmpeg's libraries
+(via PyAV) for M4A/AAC/MP4 and the NI ``.stem.mp4`` container. Both read in blocks,
+so memory does not grow with the file's length.
+
+Writing: every file is written under a temporary name in its final folder and
+renamed into place by :meth:`AudioWriter.commit`; :meth:`AudioWriter.abort`
+removes it. A finished name therefore only ever holds a finished file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+
+# Containers libsndfile reads itself; everything else goes through FFmpeg (PyAV).
+SOUNDFILE_EXTENSIONS = {
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
+    ".w64", ".rf64", ".caf", ".au", ".snd",
+}
+FFMPEG_EXTENSIONS = {".m4a", ".aac", ".mp4", ".m4b", ".mov", ".mkv", ".webm", ".wma", ".ac3", ".alac"}
+AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
+
+# Output formats: name -> (libsndfile format, file extension).
+OUTPUT_FORMATS = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG", "mp3": "MP3"}
+WAV_SUBTYPES = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}
+FLAC_SUBTYPES = {16: "PCM_16", 24: "PCM_24"}
+# Plain RIFF WAV stops at 4 GiB; beyond that the writer switches to RF64.
+WAV_LIMIT_BYTES = 4 * 1024**3 - 1024**2
+
+PYAV_HINT = "install PyAV (`pip install av`, a wheel that ships FFmpeg's libraries)"
+
+
+class AudioError(Exception):
+    """A file that cannot be read or written; ``str()`` is one line: 'path: reason'."""
+
+    def __init__(self, path: os.PathLike | str, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds. ``frames`` is exact for PCM containers and an estimate
+    for compressed ones; readers count the samples they actually decode."""
+
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+    codec: str
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def track_name(path: os.PathLike | str) -> str:
+    """'song.mp3' -> 'song', 'set.stem.mp4' -> 'set'."""
+    name = Path(path).name
+    if name.lower().endswith(".stem.mp4"):
+        return name[: -len(".stem.mp4")]
+    return Path(name).stem
+
+
+def is_audio_path(path: os.PathLike | str) -> bool:
+    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+class AudioReader:
+    """Reads a file as float32 blocks of shape (channels, frames).
+
+    Use as a context manager; iterate :meth:`blocks`. ``frames_read`` counts the
+    samples per channel delivered so far. Non-finite samples raise AudioError.
+    """
+
+    def __init__(self, path: os.PathLike | str, stream: int = 0):
+        self.path = Path(path)
+        self.stream = stream
+        self.frames_read = 0
+        if not self.path.exists():
+            raise AudioError(self.path, "no such file")
+        if self.path.is_dir():
+            raise AudioError(self.path, "is a folder, not an audio file")
+        if not os.access(self.path, os.R_OK):
+            raise AudioError(self.path, "permission denied")
+        if self.path.stat().st_size == 0:
+            raise AudioError(self.path, "empty file (0 bytes)")
+        self._decoder = self._open()
+        self.info = self._decoder.info
+        if self.info.channels < 1:
+            raise AudioError(self.path, "no audio channels")
+        if self.info.sample_rate < 1:
+            raise AudioError(self.path, f"invalid sample rate {self.info.sample_rate}")
+
+    def _open(self) -> "_SoundfileDecoder | _PyAVDecoder":
+        suffix = self.path.suffix.lower()
+        if suffix in FFMPEG_EXTENSIONS or self.stream != 0:
+            return _PyAVDecoder(self.path, self.stream)
+        try:
+            return _SoundfileDecoder(self.path)
+        except sf.LibsndfileError as error:
+            soundfile_reason = _libsndfile_reason(error)
+        # libsndfile could not read it: let FFmpeg try (an AAC file named .wav, say).
+        try:
+            return _PyAVDecoder(self.path, self.stream)
+        except AudioError:
+            raise AudioError(self.path, soundfile_reason) from None
+
+    def blocks(self, block_frames: int = 65536) -> Iterator[np.ndarray]:
+        for block in self._decoder.blocks(block_frames):
+            if not np.isfinite(block).all():
+                bad = int(np.argmin(np.isfinite(block).all(axis=0)))
+                seconds = (self.frames_read + bad) / self.info.sample_rate
+                raise AudioError(self.path, f"contains NaN or infinite samples (first at {seconds:.3f} s)")
+            self.frames_read += block.shape[1]
+            yield block
+
+    def close(self) -> None:
+        self._decoder.close()
+
+    def __enter__(self) -> "AudioReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _libsndfile_reason(error: Exception) -> str:
+    text = str(error)
+    if "Format not recognised" in text or "unknown format" in text.lower():
+        return "not a recognised audio file (unknown or corrupt header)"
+    return f"cannot decode ({text.split(':')[-1].strip() or text})"
+
+
+class _SoundfileDecoder:
+    def __init__(self, path: Path):
+        self._file = sf.SoundFile(str(path))
+        self.info = AudioInfo(path, self._file.samplerate, self._file.channels, self._file.frames,
+                              f"{self._file.format}/{self._file.subtype}")
+
+    def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
+        while True:
+            try:
+                data = self._file.read(block_frames, dtype="float32", always_2d=True)
+            except sf.LibsndfileError as error:
+                raise AudioError(self.info.path, f"decoding failed mid-file ({error})") from None
+            if data.shape[0] == 0:
+                return
+            yield np.ascontiguousarray(data.T)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _PyAVDecoder:
+    def __init__(self, path: Path, stream: int):
+        try:
+            import av
+        except ImportError:
+            raise AudioError(path, f"reading {path.suffix or 'this format'} needs FFmpeg: {PYAV_HINT}") from None
+        self._av = av
+        try:
+            self._container = av.open(str(path))
+        except (av.FFmpegError, UnicodeDecodeError, ValueError) as error:
+            raise AudioError(path, f"not a recognised audio file ({_first_line(error)})") from None
+        streams = self._container.streams.audio
+        if not streams:
+            self._container.close()
+            raise AudioError(path, "contains no audio stream")
+        if stream >= len(streams):
+            self._container.close()
+            raise AudioError(path, f"has {len(streams)} audio stream(s), stream {stream} asked for")
+        self._stream = streams[stream]
+        context = self._stream.codec_context
+        rate = int(context.sample_rate or 0)
+        channels = int(context.channels or 0)
+        frames = 0
+        if self._stream.duration is not None and self._stream.time_base is not None:
+            frames = int(round(float(self._stream.duration * self._stream.time_base) * rate))
+        elif self._container.duration is not None:
+            frames = int(round(self._container.duration / 1_000_000 * rate))
+        self.info = AudioInfo(path, rate, channels, frames, context.name or "unknown")
+
+    def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
+        av = self._av
+        pending: list[np.ndarray] = []
+        pending_frames = 0
+        channels = self.info.channels
+        try:
+            for frame in self._container.decode(self._stream):
+                data = frame.to_ndarray()
+                if frame.format.is_planar:
+                    data = data.reshape(channels, -1)
+                else:
+                    data = data.reshape(-1, channels).T
+                data = _to_float32(data)
+                pending.append(data)
+                pending_frames += data.shape[1]
+                while pending_frames >= block_frames:
+                    joined = np.concatenate(pending, axis=1)
+                    yield np.ascontiguousarray(joined[:, :block_frames])
+                    rest = joined[:, block_frames:]
+                    pending, pending_frames = [rest], rest.shape[1]
+        except av.FFmpegError as error:
+            raise AudioError(self.info.path, f"decoding failed mid-file ({_first_line(error)})") from None
+        if pending_frames:
+            yield np.ascontiguousarray(np.concatenate(pending, axis=1))
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def _to_float32(data: np.ndarray) -> np.ndarray:
+    if data.dtype.kind == "f":
+        return data.astype(np.float32, copy=False)
+    if data.dtype.kind == "i":
+        return (data.astype(np.float32) / float(2 ** (8 * data.dtype.itemsize - 1))).astype(np.float32)
+    if data.dtype == np.uint8:
+        return (data.astype(np.float32) - 128.0) / 128.0
+    raise ValueError(f"unsupported sample type {data.dtype}")
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def probe(path: os.PathLike | str, stream: int = 0) -> AudioInfo:
+    """Sample rate, channels and (estimated) length of a file, without decoding it."""
+    with AudioReader(path, stream) as reader:
+        return reader.info
+
+
+def load_audio(path: os.PathLike | str, stream: int = 0) -> tuple[np.ndarray, int]:
+    """Whole file as float32 (channels, frames) and its sample rate. For short files
+    (tests, training, evaluation); separation streams with :class:`AudioReader`."""
+    with AudioReader(path, stream) as reader:
+        blocks = list(reader.blocks())
+        rate = reader.info.sample_rate
+        channels = reader.info.channels
+    if not blocks:
+        return np.zeros((channels, 0), np.float32), rate
+    return np.concatenate(blocks, axis=1), rate
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """How stems are encoded: ``format`` in OUTPUT_FORMATS, ``bit_depth`` 16/24/32
+    (32 = float; WAV and FLAC), ``bitrate`` in kbit/s (MP3), ``quality`` 0-1 (OGG)."""
+
+    format: str = "wav"
+    bit_depth: int = 16
+    bitrate: int = 320
+    quality: float = 0.6
+
+    def __post_init__(self) -> None:
+        if self.format not in OUTPUT_FORMATS:
+            raise ValueError(f"unknown output format {self.format!r}; choose from {', '.join(OUTPUT_FORMATS)}")
+        if self.format == "wav" and self.bit_depth not in WAV_SUBTYPES:
+            raise ValueError("WAV bit depth must be 16, 24 or 32 (float)")
+        if self.format == "flac" and self.bit_depth not in FLAC_SUBTYPES:
+            raise ValueError("FLAC bit depth must be 16 or 24")
+        if self.format == "mp3" and not 32 <= self.bitrate <= 320:
+            raise ValueError("MP3 bitrate must be between 32 and 320 kbit/s")
+        if not 0.0 <= self.quality <= 1.0:
+            raise ValueError("OGG quality must be between 0 and 1")
+
+    @property
+    def extension(self) -> str:
+        return self.format
+
+    @property
+    def clips(self) -> bool:
+        """Whether samples beyond [-1, 1] must be clamped (all but float WAV)."""
+        return not (self.format == "wav" and self.bit_depth == 32)
+
+    def soundfile_args(self, frames_hint: int, channels: int) -> dict:
+        if self.format == "wav":
+            size = frames_hint * channels * self.bit_depth // 8
+            container = "RF64" if size > WAV_LIMIT_BYTES else "WAV"
+            return {"format": container, "subtype": WAV_SUBTYPES[self.bit_depth]}
+        if self.format == "flac":
+            return {"format": "FLAC", "subtype": FLAC_SUBTYPES[self.bit_depth]}
+        if self.format == "ogg":
+            return {"format": "OGG", "subtype": "VORBIS", "compression_level": 1.0 - self.quality}
+        # libsndfile maps compression level 0..1 linearly onto 320..32 kbit/s for CBR MP3.
+        level = (320 - self.bitrate) / (320 - 32)
+        return {"format": "MP3", "subtype": "MPEG_LAYER_III", "compression_level": level,
+                "bitrate_mode": "CONSTANT"}
+
+
+class AudioWriter:
+    """Writes (channels, frames) float blocks to ``path`` via a temporary file in
+    the same folder; :meth:`commit` renames it into place, :meth:`abort` deletes it."""
+
+    def __init__(self, path: os.PathLike | str, sample_rate: int, channels: int, spec: OutputSpec,
+                 frames_hint: int = 0):
+        self.path = Path(path)
+        self.spec = spec
+        self.frames_written = 0
+        self.clipped_samples = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
+        os.close(handle)
+        self.temp_path = Path(temp)
+        try:
+            self._file = sf.SoundFile(str(self.temp_path), "w", samplerate=sample_rate, channels=channels,
+                                      **spec.soundfile_args(frames_hint, channels))
+        except (sf.LibsndfileError, OSError) as error:
+            self.temp_path.unlink(missing_ok=True)
+            raise AudioError(self.path, f"cannot write ({error})") from None
+
+    def write(self, block: np.ndarray) -> None:
+        """Append a (channels, frames) block."""
+        if self.spec.clips:
+            over = np.abs(block) > 1.0
+            if over.any():
+                self.clipped_samples += int(over.sum())
+                block = np.clip(block, -1.0, 1.0)
+        try:
+            self._file.write(np.ascontiguousarray(block.T))
+        except (sf.LibsndfileError, OSError) as error:
+            raise AudioError(self.path, f"write failed ({error})") from None
+        self.frames_written += block.shape[1]
+
+    def commit(self) -> Path:
+        """Finish the file and move it to its final name."""
+        try:
+            self._file.close()
+            os.replace(self.temp_path, self.path)
+        except (sf.LibsndfileError, OSError) as error:
+            self.abort()
+            raise AudioError(self.path, f"write failed ({error})") from None
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the partial file; safe to call more than once."""
+        try:
+            if not self._file.closed:
+                self._file.close()
+        except Exception:  # the file is being thrown away; a close error changes nothing
+            pass
+        self.temp_path.unlink(missing_ok=True)
+
+
+def save_audio(path: os.PathLike | str, audio: np.ndarray, sample_rate: int,
+               spec: OutputSpec = OutputSpec(format="wav", bit_depth=32)) -> Path:
+    """Write a whole (channels, frames) array at once (tests, demos, data tools)."""
+    writer = AudioWriter(path, sample_rate, audio.shape[0], spec, frames_hint=audio.shape[1])
+    try:
+        writer.write(audio)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.commit()

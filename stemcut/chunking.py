@@ -1,0 +1,126 @@
+"""Chunked overlap-add: run a model on fixed-length segments of an endless stream.
+
+Kept apart from the models (as Demucs keeps ``apply.py`` apart): this module knows
+nothing about spectrograms or stems beyond the array shapes it passes through.
+
+Segments of ``segment`` samples start every ``hop = segment - overlap`` samples.
+Each result is multiplied by a window whose linear fade-in and fade-out over the
+``overlap`` samples sum to exactly one with the neighbouring windows (COLA), then
+added up. The sum is divided by the accumulated window weight, which is one
+everywhere but at the very start and end of the stream, where only one segment
+contributes; so an identity process gives back its input, for any length.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+# process(segments[K, C, L]) -> results[K, S, C, L]
+SegmentProcess = Callable[[np.ndarray], np.ndarray]
+
+
+def cola_window(segment: int, overlap: int) -> np.ndarray:
+    """Trapezoid window: linear fades of ``overlap`` samples, flat in between.
+    Fade values are taken at sample centres, so no weight is ever zero."""
+    window = np.ones(segment, dtype=np.float64)
+    if overlap:
+        fade = (np.arange(overlap, dtype=np.float64) + 0.5) / overlap
+        window[:overlap] = fade
+        window[segment - overlap:] = 1.0 - fade
+    return window
+
+
+class OverlapAdd:
+    """Streams (channels, frames) blocks through ``process`` in overlapping segments.
+
+    ``batch_size`` segments are handed to ``process`` at once when the stream has
+    them, which lets a model run them as one batch. Memory holds about
+    ``segment + batch_size * hop`` frames of input and output, whatever the
+    stream's length.
+    """
+
+    def __init__(self, segment: int, overlap: int, batch_size: int = 1):
+        if segment < 1:
+            raise ValueError("segment must be at least one sample")
+        if not 0 <= overlap <= segment // 2:
+            raise ValueError("overlap must be between 0 and half a segment")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.segment = segment
+        self.overlap = overlap
+        self.hop = segment - overlap
+        self.batch_size = batch_size
+        self.window = cola_window(segment, overlap)
+
+    def __call__(self, blocks: Iterable[np.ndarray], process: SegmentProcess) -> Iterator[np.ndarray]:
+        """Yield result blocks of shape (S, C, n); together they span exactly the input."""
+        segment, hop = self.segment, self.hop
+        pending: list[np.ndarray] = []   # input not yet cut, from the next segment's start
+        pending_frames = 0
+        acc: np.ndarray | None = None     # weighted results from `emitted` onwards
+        weight = np.zeros(0)
+        emitted = 0                       # absolute frame where `acc` starts
+        next_start = 0                    # absolute frame where the next segment starts
+        total = 0
+
+        def run(segments: list[np.ndarray]) -> Iterator[np.ndarray]:
+            nonlocal acc, weight, emitted, next_start
+            results = process(np.stack(segments))
+            if acc is None:
+                acc = np.zeros(results.shape[1:3] + (0,), dtype=np.float64)
+            needed = next_start - emitted + hop * (len(segments) - 1) + segment
+            if acc.shape[-1] < needed:
+                grow = needed - acc.shape[-1]
+                acc = np.concatenate([acc, np.zeros(acc.shape[:2] + (grow,))], axis=-1)
+                weight = np.concatenate([weight, np.zeros(grow)])
+            for index, result in enumerate(results):
+                offset = next_start - emitted + index * hop
+                acc[..., offset:offset + segment] += result * self.window
+                weight[offset:offset + segment] += self.window
+            next_start += hop * len(segments)
+            yield from emit(min(next_start, total) - emitted)
+
+        def emit(count: int) -> Iterator[np.ndarray]:
+            nonlocal acc, weight, emitted
+            if count <= 0:
+                return
+            yield (acc[..., :count] / weight[:count]).astype(np.float32)
+            acc = acc[..., count:]
+            weight = weight[count:]
+            emitted += count
+
+        def cut(count: int) -> list[np.ndarray]:
+            nonlocal pending, pending_frames
+            joined = np.concatenate(pending, axis=1) if len(pending) > 1 else pending[0]
+            segments = []
+            for index in range(count):
+                piece = joined[:, index * hop:index * hop + segment]
+                if piece.shape[1] < segment:
+                    piece = np.pad(piece, ((0, 0), (0, segment - piece.shape[1])))
+                segments.append(piece)
+            rest = joined[:, count * hop:]
+            pending, pending_frames = [rest], rest.shape[1]
+            return segments
+
+        for block in blocks:
+            pending.append(np.asarray(block, dtype=np.float32))
+            pending_frames += block.shape[1]
+            total += block.shape[1]
+            # A batch of k segments needs segment + (k - 1) * hop frames.
+            while pending_frames >= segment + (self.batch_size - 1) * hop:
+                yield from run(cut(self.batch_size))
+
+        if total == 0:
+            return
+        # Tail: cover every remaining frame with at least one (zero-padded) segment.
+        remaining = total - next_start
+        count = 0
+        while (next_start == 0 and count == 0) or remaining - count * hop > self.overlap:
+            count += 1
+        if count:
+            segments = cut(count)
+            for start in range(0, count, self.batch_size):
+                yield from run(segments[start:start + self.batch_size])
+        yield from emit(total - emitted)

@@ -1,0 +1,205 @@
+"""Per-target mask models and the STFT they work on.
+
+Every model maps a mixture magnitude spectrogram (batch, channels, bins, frames)
+to a mask of the same shape with values in [0, 1]; the separator multiplies it
+with the mixture magnitude to get that target's magnitude estimate. Two families:
+
+* ``blstm``: Open-Unmix style. Each frame's spectrum is squeezed by a dense
+  layer, a bidirectional LSTM follows the song over time, dense layers expand
+  back to a mask.
+* ``unet``: a small 2-D convolutional U-Net over (frequency, time) of the
+  log-magnitude, with skip connections.
+* ``tcn``: frequency first compressed per frame by a dense layer (as ``blstm``),
+  then a stack of dilated, depthwise-separable 1-D convolutions over time
+  instead of an LSTM, then dense layers back to a mask. Every frame is computed
+  in parallel, which is what a CPU is good at.
+
+``build_model(arch, params)`` makes either from the hyper-parameters a
+manifest records (see :mod:`stemcut.weights`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .targets import TARGETS
+
+__all__ = ["STFT", "BLSTMMask", "UNetMask", "TCNMask", "ARCHITECTURES", "build_model", "TARGETS"]
+
+
+class STFT(nn.Module):
+    """Complex STFT of (batch, channels, samples) and its inverse, Hann window."""
+
+    def __init__(self, n_fft: int = 4096, hop: int = 1024):
+        super().__init__()
+        self.n_fft = n_fft
+        self.hop = hop
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    @property
+    def bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        batch, channels, samples = audio.shape
+        spec = torch.stft(audio.reshape(batch * channels, samples), self.n_fft, self.hop,
+                          window=self.window, center=True, return_complex=True)
+        return spec.reshape(batch, channels, spec.shape[-2], spec.shape[-1])
+
+    def inverse(self, spec: torch.Tensor, length: int) -> torch.Tensor:
+        *lead, bins, frames = spec.shape
+        audio = torch.istft(spec.reshape(-1, bins, frames), self.n_fft, self.hop,
+                            window=self.window, center=True, length=length)
+        return audio.reshape(*lead, length)
+
+
+class BLSTMMask(nn.Module):
+    """Open-Unmix-style mask network: dense -> BLSTM (with skip) -> dense -> sigmoid."""
+
+    def __init__(self, n_fft: int = 4096, max_bin: int = 1487, channels: int = 2,
+                 hidden: int = 256, layers: int = 3):
+        super().__init__()
+        self.bins = n_fft // 2 + 1
+        self.max_bin = min(max_bin, self.bins)
+        self.channels = channels
+        self.input_mean = nn.Parameter(torch.zeros(self.max_bin))
+        self.input_scale = nn.Parameter(torch.ones(self.max_bin))
+        self.fc1 = nn.Linear(channels * self.max_bin, hidden, bias=False)
+        self.bn1 = nn.BatchNorm1d(hidden)
+        self.lstm = nn.LSTM(hidden, hidden // 2, num_layers=layers, bidirectional=True,
+                            batch_first=False, dropout=0.3 if layers > 1 else 0.0)
+        self.fc2 = nn.Linear(2 * hidden, hidden, bias=False)
+        self.bn2 = nn.BatchNorm1d(hidden)
+        self.fc3 = nn.Linear(hidden, channels * self.bins, bias=False)
+        self.bn3 = nn.BatchNorm1d(channels * self.bins)
+        self.output_bias = nn.Parameter(torch.zeros(self.bins))
+
+    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+        batch, channels, bins, frames = magnitude.shape
+        x = magnitude[:, :, : self.max_bin].permute(3, 0, 1, 2)  # frames, batch, channels, bins
+        x = torch.log1p(x) + self.input_mean
+        x = x * self.input_scale
+        x = self.fc1(x.reshape(frames * batch, channels * self.max_bin))
+        x = torch.tanh(self.bn1(x)).reshape(frames, batch, -1)
+        recurrent, _ = self.lstm(x)
+        x = torch.cat([x, recurrent], dim=-1).reshape(frames * batch, -1)
+        x = torch.relu(self.bn2(self.fc2(x)))
+        x = self.bn3(self.fc3(x)).reshape(frames, batch, channels, bins)
+        mask = torch.sigmoid(x + self.output_bias)
+        return mask.permute(1, 2, 3, 0)
+
+
+class _ConvBlock(nn.Sequential):
+    def __init__(self, inputs: int, outputs: int, stride: tuple[int, int] = (1, 1)):
+        super().__init__(
+            nn.Conv2d(inputs, outputs, kernel_size=3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(outputs),
+            nn.ReLU(inplace=True),
+        )
+
+
+class UNetMask(nn.Module):
+    """2-D U-Net mask network over (frequency, time).
+
+    The encoder halves frequency at each level (time is kept: the model may see
+    any number of frames), the decoder doubles it back and concatenates the
+    encoder's features at the same level (skip connections). Bins above
+    ``max_bin`` get a learned constant mask per bin.
+    """
+
+    def __init__(self, n_fft: int = 2048, max_bin: int = 1024, channels: int = 2,
+                 width: int = 16, depth: int = 4):
+        super().__init__()
+        self.bins = n_fft // 2 + 1
+        self.max_bin = min(max_bin, self.bins)
+        self.depth = depth
+        self.input_mean = nn.Parameter(torch.zeros(1, 1, self.max_bin, 1))
+        self.input_scale = nn.Parameter(torch.ones(1, 1, self.max_bin, 1))
+        widths = [width * 2**level for level in range(depth + 1)]
+        self.stem = _ConvBlock(channels, widths[0])
+        self.down = nn.ModuleList(_ConvBlock(widths[i], widths[i + 1], stride=(2, 1)) for i in range(depth))
+        self.up = nn.ModuleList(
+            nn.ConvTranspose2d(widths[i + 1], widths[i], kernel_size=(2, 1), stride=(2, 1)) for i in range(depth)
+        )
+        self.merge = nn.ModuleList(_ConvBlock(2 * widths[i], widths[i]) for i in range(depth))
+        self.head = nn.Conv2d(widths[0], channels, kernel_size=1)
+        self.high_bins = nn.Parameter(torch.zeros(1, 1, self.bins - self.max_bin, 1))
+
+    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+        batch, channels, bins, frames = magnitude.shape
+        x = (torch.log1p(magnitude[:, :, : self.max_bin]) + self.input_mean) * self.input_scale
+        step = 2**self.depth
+        padded = -(-self.max_bin // step) * step
+        x = nn.functional.pad(x, (0, 0, 0, padded - self.max_bin))
+        skips = []
+        x = self.stem(x)
+        for down in self.down:
+            skips.append(x)
+            x = down(x)
+        for level in reversed(range(self.depth)):
+            x = self.up[level](x)
+            x = self.merge[level](torch.cat([x, skips[level]], dim=1))
+        low = torch.sigmoid(self.head(x)[:, :, : self.max_bin])
+        high = torch.sigmoid(self.high_bins).expand(batch, channels, -1, frames)
+        return torch.cat([low, high], dim=2)
+
+
+class _TemporalBlock(nn.Module):
+    """Residual block: depthwise dilated conv over time, pointwise conv, BN, ReLU."""
+
+    def __init__(self, width: int, dilation: int, kernel: int = 3):
+        super().__init__()
+        self.depthwise = nn.Conv1d(width, width, kernel, padding=dilation * (kernel - 1) // 2,
+                                   dilation=dilation, groups=width, bias=False)
+        self.pointwise = nn.Conv1d(width, width, 1, bias=False)
+        self.norm = nn.BatchNorm1d(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.relu(self.norm(self.pointwise(self.depthwise(x))))
+
+
+class TCNMask(nn.Module):
+    """Dense frequency compression -> dilated temporal convolutions (with skip) -> dense -> sigmoid.
+
+    The receptive field is ``1 + 2 * sum(dilations)`` frames (with ``blocks`` blocks of
+    dilations 1, 2, 4, ... repeated ``stacks`` times); time length is free.
+    """
+
+    def __init__(self, n_fft: int = 4096, max_bin: int = 1487, channels: int = 2,
+                 hidden: int = 256, blocks: int = 5, stacks: int = 1):
+        super().__init__()
+        self.bins = n_fft // 2 + 1
+        self.max_bin = min(max_bin, self.bins)
+        self.channels = channels
+        self.input_mean = nn.Parameter(torch.zeros(self.max_bin, 1))
+        self.input_scale = nn.Parameter(torch.ones(self.max_bin, 1))
+        self.fc1 = nn.Conv1d(channels * self.max_bin, hidden, 1, bias=False)
+        self.bn1 = nn.BatchNorm1d(hidden)
+        self.temporal = nn.Sequential(*(_TemporalBlock(hidden, 2**b) for _ in range(stacks) for b in range(blocks)))
+        self.fc2 = nn.Conv1d(2 * hidden, hidden, 1, bias=False)
+        self.bn2 = nn.BatchNorm1d(hidden)
+        self.fc3 = nn.Conv1d(hidden, channels * self.bins, 1, bias=False)
+        self.bn3 = nn.BatchNorm1d(channels * self.bins)
+        self.output_bias = nn.Parameter(torch.zeros(self.bins, 1))
+
+    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+        batch, channels, bins, frames = magnitude.shape
+        x = (torch.log1p(magnitude[:, :, : self.max_bin]) + self.input_mean) * self.input_scale
+        x = torch.tanh(self.bn1(self.fc1(x.reshape(batch, channels * self.max_bin, frames))))
+        x = torch.cat([x, self.temporal(x)], dim=1)
+        x = torch.relu(self.bn2(self.fc2(x)))
+        x = self.bn3(self.fc3(x)).reshape(batch, channels, bins, frames)
+        return torch.sigmoid(x + self.output_bias)
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"blstm": BLSTMMask, "unet": UNetMask, "tcn": TCNMask}
+
+
+def build_model(arch: str, params: dict) -> nn.Module:
+    """A model of family ``arch`` with hyper-parameters ``params`` (untrained)."""
+    try:
+        family = ARCHITECTURES[arch]
+    except KeyError:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}") from None
+    return family(**params)

@@ -1,0 +1,87 @@
+"""What the CLI tells a person: progress and one-line errors on stderr, paths on stdout.
+
+On a terminal, a rich progress bar per file; otherwise nothing animated, just one
+line per finished file, so logs of batch jobs stay readable.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+class Reporter:
+    def __init__(self, quiet: bool = False, verbose: bool = False):
+        self.quiet = quiet
+        self.verbose = verbose
+        self.console = Console(stderr=True, highlight=False)
+        self.interactive = self.console.is_terminal and not quiet
+        self.started = time.perf_counter()
+
+    def info(self, message: str) -> None:
+        if self.verbose and not self.quiet:
+            self.console.print(escape(message))
+
+    def error(self, message: str) -> None:
+        self.console.print(f"stemcut: {escape(message)}", style="red" if self.interactive else None)
+
+    def failed_line(self, path: Path | str, reason: str) -> None:
+        self.error(f"{path}: {reason}")
+
+    @contextmanager
+    def progress(self) -> Iterator["FileProgress"]:
+        if not self.interactive:
+            yield FileProgress(self, None)
+            return
+        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                   TimeRemainingColumn())
+        with Progress(*columns, console=self.console, transient=True) as bar:
+            yield FileProgress(self, bar)
+
+    def summary(self, outcomes) -> None:
+        if self.quiet:
+            return
+        counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
+        audio = sum(o.duration for o in outcomes)
+        elapsed = time.perf_counter() - self.started
+        self.console.print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
+                           f"({audio:.1f} s of audio in {elapsed:.1f} s)")
+
+
+class FileProgress:
+    """Callbacks for :func:`stemcut.batch.run_jobs`."""
+
+    def __init__(self, reporter: Reporter, bar: Progress | None):
+        self.reporter = reporter
+        self.bar = bar
+        self.task = None
+
+    def start(self, job, info) -> None:
+        if self.bar is not None:
+            total = max(info.frames, 1)
+            self.task = self.bar.add_task(escape(job.input.name), total=total)
+
+    def advance(self, frames: int) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.advance(self.task, frames)
+
+    def done(self, outcome) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.remove_task(self.task)
+            self.task = None
+        if outcome.status == "failed":
+            self.reporter.failed_line(outcome.input, outcome.reason)
+            return
+        for path in outcome.outputs.values():
+            print(path, file=sys.stdout, flush=True)
+        if not self.reporter.quiet:
+            note = f" ({outcome.reason})" if outcome.reason else ""
+            speed = f"{outcome.duration:.1f} s of audio in {outcome.seconds:.1f} s" if outcome.status == "done" else ""
+            self.reporter.console.print(f"{outcome.status}: {escape(str(outcome.input))} {speed}{escape(note)}")

@@ -1,0 +1,189 @@
+"""Model sets on disk: ``manifest.json`` plus one safetensors file per target.
+
+A manifest records, per target: the file, its sha256, the architecture and its
+hyper-parameters, the sample rate and STFT the model was trained with, and how
+it was trained. Loading checks the checksum first and reads tensors only
+(safetensors): nothing in a weights folder is ever executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .targets import TARGETS
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+class ModelError(Exception):
+    """A model set that cannot be used; ``str()`` is one line naming the file."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One target's entry in a manifest."""
+
+    target: str
+    path: Path
+    arch: str
+    params: dict
+    sample_rate: int
+    n_fft: int
+    hop: int
+    sha256: str
+    training: dict = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)
+
+
+def default_model_dir() -> Path:
+    """``$STEMCUT_MODEL_DIR``, else the shipped ``weights/`` folder (beside the
+    package in a checkout, or under ``<prefix>/share/stemcut/weights`` when installed)."""
+    if os.environ.get("STEMCUT_MODEL_DIR"):
+        return Path(os.environ["STEMCUT_MODEL_DIR"])
+    checkout = Path(__file__).resolve().parent.parent / "weights"
+    if (checkout / MANIFEST_NAME).exists():
+        return checkout
+    installed = Path(sys.prefix) / "share" / "stemcut" / "weights"
+    return installed if (installed / MANIFEST_NAME).exists() else checkout
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(model_dir: os.PathLike | str) -> dict:
+    """The parsed manifest of ``model_dir`` (raises ModelError if absent or malformed)."""
+    path = Path(model_dir) / MANIFEST_NAME
+    if not path.exists():
+        raise ModelError(f"{path}: no model manifest (train models with scripts/train.py, or pass --model-dir)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ModelError(f"{path}: unreadable manifest ({error})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("models"), dict):
+        raise ModelError(f"{path}: manifest has no 'models' table")
+    if manifest.get("format_version", MANIFEST_VERSION) > MANIFEST_VERSION:
+        raise ModelError(f"{path}: manifest format {manifest['format_version']} is newer than this stemcut reads")
+    return manifest
+
+
+def model_specs(model_dir: os.PathLike | str) -> list[ModelSpec]:
+    """The manifest's entries, in the canonical target order."""
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    specs = []
+    for target, entry in manifest["models"].items():
+        if target not in TARGETS:
+            raise ModelError(f"{model_dir / MANIFEST_NAME}: unknown target {target!r} (known: {', '.join(TARGETS)})")
+        try:
+            specs.append(ModelSpec(
+                target=target,
+                path=model_dir / entry["file"],
+                arch=entry["arch"],
+                params=dict(entry.get("params", {})),
+                sample_rate=int(entry["sample_rate"]),
+                n_fft=int(entry["stft"]["n_fft"]),
+                hop=int(entry["stft"]["hop"]),
+                sha256=entry["sha256"],
+                training=dict(entry.get("training", {})),
+                quality=dict(entry.get("quality", {})),
+            ))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelError(f"{model_dir / MANIFEST_NAME}: entry {target!r} is incomplete ({error})") from None
+    if not specs:
+        raise ModelError(f"{model_dir / MANIFEST_NAME}: lists no models")
+    return sorted(specs, key=lambda spec: TARGETS.index(spec.target))
+
+
+def load_model(spec: ModelSpec):
+    """Build ``spec``'s network and load its weights after checking the sha256."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .models import build_model
+
+    if not spec.path.exists():
+        raise ModelError(f"{spec.path}: weights file missing")
+    actual = sha256_of(spec.path)
+    if actual != spec.sha256:
+        raise ModelError(f"{spec.path}: checksum mismatch (manifest {spec.sha256[:12]}..., file {actual[:12]}...); "
+                         "the file is corrupt or was replaced")
+    try:
+        state = load_file(str(spec.path))
+        model = build_model(spec.arch, spec.params)
+        model.load_state_dict(state, strict=True)
+    except (SafetensorError, RuntimeError, ValueError, TypeError) as error:
+        first = str(error).strip().splitlines()[0]
+        raise ModelError(f"{spec.path}: cannot load {spec.arch} weights ({first})") from None
+    return model.eval()
+
+
+def save_model(model_dir: os.PathLike | str, target: str, model, arch: str, params: dict, sample_rate: int,
+               n_fft: int, hop: int, training: dict | None = None, quality: dict | None = None) -> Path:
+    """Write ``model``'s weights as ``<target>.safetensors`` and record it in the manifest."""
+    from safetensors.torch import save_file
+
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}")
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    path = model_dir / f"{target}.safetensors"
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    temp = path.with_suffix(".safetensors.partial")
+    save_file(state, str(temp))
+    os.replace(temp, path)
+    manifest_path = model_dir / MANIFEST_NAME
+    manifest = read_manifest(model_dir) if manifest_path.exists() else {"format_version": MANIFEST_VERSION, "models": {}}
+    manifest["models"][target] = {
+        "file": path.name,
+        "sha256": sha256_of(path),
+        "bytes": path.stat().st_size,
+        "arch": arch,
+        "params": params,
+        "sample_rate": sample_rate,
+        "stft": {"n_fft": n_fft, "hop": hop},
+        "training": training or {},
+        "quality": quality or {},
+    }
+    _write_json(manifest_path, manifest)
+    return path
+
+
+def _write_json(path: Path, data: dict) -> None:
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w") as out:
+        json.dump(data, out, indent=2)
+        out.write("\n")
+    os.replace(temp, path)
+
+
+def write_untrained_set(model_dir: os.PathLike | str, arch: str = "unet", params: dict | None = None,
+                        targets: tuple[str, ...] = TARGETS, sample_rate: int = 44100, n_fft: int = 2048,
+                        hop: int = 512, seed: int = 0) -> Path:
+    """A model set with randomly initialised weights, recorded as untrained.
+
+    For tests and speed/memory benchmarks only (run time does not depend on the
+    weights); ``stemcut models`` shows such a set as untrained."""
+    import torch
+
+    from .models import build_model
+
+    params = dict(params or {"n_fft": n_fft})
+    params.setdefault("n_fft", n_fft)
+    torch.manual_seed(seed)
+    for target in targets:
+        model = build_model(arch, params)
+        save_model(model_dir, target, model, arch, params, sample_rate, n_fft, hop,
+                   training={"untrained": f"random initialisation, seed {seed}"})
+    return Path(model_dir)

@@ -21,7 +21,7 @@ class Reporter:
     def __init__(self, quiet: bool = False, verbose: bool = False):
         self.quiet = quiet
         self.verbose = verbose
-        self.console = Console(stderr=True, highlight=False)
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)  # one line per message, never wrapped
         self.interactive = self.console.is_terminal and not quiet
         self.started = time.perf_counter()
 

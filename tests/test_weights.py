@@ -1,0 +1,74 @@
+"""Model sets: manifest, checksums, safe loading."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import make_model_set
+from stemcut.weights import ModelError, load_model, model_specs, read_manifest, sha256_of
+
+
+def test_manifest_records_everything(tmp_path):
+    folder = make_model_set(tmp_path / "set", targets=["vocals", "drums"])
+    manifest = read_manifest(folder)
+    entry = manifest["models"]["vocals"]
+    for key in ("file", "sha256", "arch", "params", "sample_rate", "stft", "training"):
+        assert key in entry
+    assert entry["sha256"] == sha256_of(folder / entry["file"])
+    assert [spec.target for spec in model_specs(folder)] == ["vocals", "drums"]
+
+
+def test_checksum_mismatch_is_a_clear_error(tmp_path):
+    folder = make_model_set(tmp_path / "set", targets=["vocals"])
+    weights = folder / "vocals.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelError) as caught:
+        load_model(model_specs(folder)[0])
+    message = str(caught.value)
+    assert "checksum mismatch" in message and str(weights) in message and "\n" not in message
+
+
+def test_missing_manifest(tmp_path):
+    with pytest.raises(ModelError, match="no model manifest"):
+        model_specs(tmp_path)
+
+
+def test_unknown_target_and_incomplete_entry(tmp_path):
+    folder = make_model_set(tmp_path / "set", targets=["vocals"])
+    manifest = read_manifest(folder)
+    manifest["models"]["kazoo"] = manifest["models"]["vocals"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="unknown target 'kazoo'"):
+        model_specs(folder)
+    del manifest["models"]["kazoo"]
+    del manifest["models"]["vocals"]["stft"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="incomplete"):
+        model_specs(folder)
+
+
+def test_pickles_are_never_loaded(tmp_path):
+    """A weights file that is a torch pickle, not safetensors, is refused, not executed."""
+    import torch
+
+    folder = make_model_set(tmp_path / "set", targets=["vocals"])
+    weights = folder / "vocals.safetensors"
+    torch.save({"x": torch.zeros(1)}, weights)
+    manifest = read_manifest(folder)
+    manifest["models"]["vocals"]["sha256"] = sha256_of(weights)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="cannot load"):
+        load_model(model_specs(folder)[0])
+
+
+def test_wrong_shapes_are_refused(tmp_path):
+    folder = make_model_set(tmp_path / "set", targets=["vocals"])
+    manifest = read_manifest(folder)
+    manifest["models"]["vocals"]["params"]["hidden"] = 32
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="cannot load blstm weights"):
+        load_model(model_specs(folder)[0])

@@ -1,39 +1,64 @@
 """Batch jobs: from input paths to planned output files, then one file at a time.
 
-Planning happens before any compute, so collisions and unsafe paths are reported
-up front. Running isolates failures: a file that cannot be read or written is
-reported with its reason and the batch goes on.
+* Planning (:func:`plan_jobs`) walks folders and maps every input to its output
+  files before any compute, so collisions and unsafe paths are found up front.
+* Resume: after a track's outputs are all in place, a small JSON record holding a
+  fingerprint of the models, settings, output spec and input (size, mtime) is
+  written next to them, last and atomically. A rerun skips a track whose record
+  matches and whose outputs are all there (:func:`is_done`).
+* Running (:func:`run_jobs`) isolates failures: a file that cannot be read or
+  written is recorded with its reason and the batch goes on. Ctrl-C (and SIGTERM,
+  which the CLI turns into KeyboardInterrupt) discards the file in progress.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import string
+import tempfile
+import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterable
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable, Iterator, Union
 
+from . import __version__
 from .audio import AUDIO_EXTENSIONS, AudioError, AudioInfo, OutputSpec, track_name
 
-# Exit codes (documented in the README).
+# Exit codes (documented in docs/batch.md).
 EXIT_OK = 0             # every file done (or skipped as already done)
-EXIT_SOME_FAILED = 1    # at least one file failed, at least one succeeded
-EXIT_USAGE = 2          # bad options, no inputs, unusable model set
-EXIT_ALL_FAILED = 3     # every file failed
+EXIT_SOME_FAILED = 1    # at least one file failed, at least one done or skipped
+EXIT_USAGE = 2          # bad options, no inputs, colliding outputs, unusable model set
+EXIT_ALL_FAILED = 3     # files failed and none was done or skipped
 EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM
+
+DEFAULT_TEMPLATE = "{dir}/{track}/{stem}.{ext}"
+STEM_FILE_TEMPLATE = "{dir}/{track}.{ext}"
+TEMPLATE_FIELDS = ("dir", "track", "stem", "ext")
+RECORD_VERSION = 1
+REPORT_VERSION = 1
+STATUSES = ("done", "skipped", "failed", "not_run")
+
+
+class PlanError(Exception):
+    """The batch cannot run as asked (bad template, outputs that would collide)."""
 
 
 @dataclass
 class Job:
-    """One input file and the files it should produce ({stem: path})."""
+    """One input file, the files it should produce ({stem: path}) and its resume record."""
 
     input: Path
     track: str
     outputs: dict[str, Path]
+    record: Path
 
 
 @dataclass
 class Outcome:
-    """What happened to one input: status is 'done', 'skipped' or 'failed'."""
+    """What happened to one input: status is 'done', 'skipped', 'failed' or 'not_run'."""
 
     input: Path
     status: str
@@ -43,97 +68,420 @@ class Outcome:
     seconds: float = 0.0        # processing time
 
 
-def find_audio_files(inputs: Iterable[os.PathLike | str]) -> list[tuple[Path, Path]]:
-    """(file, folder it was found under) pairs; folders are walked recursively,
-    files given directly are kept whatever their extension (decoding decides)."""
+@dataclass
+class Plan:
+    """Jobs to run; inputs refused before any compute; inputs given more than once."""
+
+    jobs: list[Job]
+    refused: list[Outcome]
+    duplicates: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class BatchResult:
+    outcomes: list[Outcome]
+    interrupted: bool = False
+    settings: dict = field(default_factory=dict)
+
+
+# -- output names -----------------------------------------------------------------------
+
+class OutputTemplate:
+    """Output paths relative to the output folder, e.g. ``{dir}/{track}/{stem}.{ext}``.
+
+    Fields: ``dir`` (the input's folder relative to the folder given on the command
+    line, empty for files given directly), ``track`` (file name without extension),
+    ``stem`` and ``ext``. Only these fields, no format specs, no absolute paths, no '..'."""
+
+    def __init__(self, text: str):
+        self.text = text
+        if not text.strip():
+            raise PlanError("output template is empty")
+        try:
+            parsed = list(string.Formatter().parse(text))
+        except ValueError as error:
+            raise PlanError(f"output template {text!r}: {error}") from None
+        names = set()
+        for _, name, spec, conversion in parsed:
+            if name is None:
+                continue
+            if name not in TEMPLATE_FIELDS:
+                raise PlanError(f"output template {text!r}: unknown field {{{name}}} "
+                                f"(known: {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)})")
+            if spec or conversion:
+                raise PlanError(f"output template {text!r}: fields take no format spec or conversion")
+            names.add(name)
+        if text.startswith(("/", "\\")) or (len(text) > 1 and text[1] == ":"):
+            raise PlanError(f"output template {text!r} must be relative to the output folder")
+        if "track" not in names:
+            raise PlanError(f"output template {text!r} needs {{track}}, or every song writes the same file")
+        self.fields = names
+        self.format(dir="a/b", track="t", stem="vocals", ext="wav")  # raises on '..'
+
+    def format(self, *, dir: str, track: str, stem: str, ext: str) -> PurePosixPath:
+        """The relative output path; PlanError if it would leave the output folder."""
+        text = self.text.format(dir=dir, track=track, stem=stem, ext=ext)
+        parts = [part for part in text.replace("\\", "/").split("/") if part not in ("", ".")]
+        if not parts or ".." in parts:
+            raise PlanError(f"output path {text!r} escapes the output folder")
+        return PurePosixPath(*parts)
+
+    def record(self, *, dir: str, track: str, ext: str) -> PurePosixPath:
+        """Where the resume record of a track goes: ``.stemcut.json`` beside the
+        outputs for a template with ``{stem}``, else ``.<output name>.stemcut.json``."""
+        if "stem" in self.fields:
+            path = self.format(dir=dir, track=track, stem="stemcut", ext="json")
+            return path.with_name("." + path.name)
+        path = self.format(dir=dir, track=track, stem="", ext=ext)
+        return path.with_name(f".{path.name}.stemcut.json")
+
+
+# -- finding inputs ---------------------------------------------------------------------------
+
+def find_audio_files(inputs: Iterable[os.PathLike | str], *, globs: Iterable[str] = (), recursive: bool = True,
+                     exclude: Iterable[os.PathLike | str] = ()) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """((file, folder it was found under) pairs, inputs that do not exist).
+
+    Folders are walked (recursively by default, following symbolic links but never
+    a folder twice, so link loops end; hidden files and folders and ``exclude``d
+    folders, such as the output folder, are skipped). In folders, files with an
+    audio extension are taken, or with ``globs`` those matching any of them
+    (relative path or name). Files named directly are kept whatever their extension."""
+    globs = list(globs)
+    excluded = {_identity(Path(path)) for path in exclude if Path(path).exists()}
     found: list[tuple[Path, Path]] = []
+    missing: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            for path in sorted(item.rglob("*")):
-                if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
-                    found.append((path, item))
-        else:
+            found.extend((path, item) for path in _walk(item, globs, recursive, excluded))
+        elif item.exists() or item.is_symlink():
             found.append((item, item.parent))
-    return found
+        else:
+            missing.append(item)
+    return found, missing
 
+
+def _identity(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino
+
+
+def _walk(top: Path, globs: list[str], recursive: bool, excluded: set[tuple[int, int]]) -> Iterator[Path]:
+    visited = {_identity(top)}
+    for folder, dirnames, filenames in os.walk(top, followlinks=True):
+        keep = []
+        for name in sorted(dirnames):
+            if name.startswith(".") or not recursive:
+                continue
+            try:
+                identity = _identity(Path(folder, name))
+            except OSError:
+                continue  # a broken link to a folder
+            if identity in visited or identity in excluded:
+                continue  # a link loop, a folder seen through another link, or the output folder
+            visited.add(identity)
+            keep.append(name)
+        dirnames[:] = keep
+        for name in sorted(filenames):
+            path = Path(folder, name)
+            if name.startswith("."):
+                continue
+            relative = PurePosixPath(path.relative_to(top).as_posix())
+            if globs:
+                if any(relative.match(pattern) or PurePosixPath(name).match(pattern) for pattern in globs):
+                    yield path
+            elif path.suffix.lower() in AUDIO_EXTENSIONS:
+                yield path
+
+
+# -- planning -------------------------------------------------------------------------------
 
 def plan_jobs(inputs: Iterable[os.PathLike | str], output_dir: os.PathLike | str, stems: list[str],
-              spec: OutputSpec) -> tuple[list[Job], list[Outcome]]:
-    """Jobs to run, and inputs refused before any compute (collisions, unsafe paths).
+              spec: "OutputSpec | object", *, template: str | None = None, globs: Iterable[str] = (),
+              recursive: bool = True) -> Plan:
+    """Map every input file to its outputs before any compute.
 
-    Layout: ``<output>/<relative folder>/<track>/<stem>.<ext>``, where the relative
-    folder mirrors where a file sat under a folder given on the command line."""
+    Inputs that do not exist, or whose outputs would overwrite an input, are
+    refused (failed outcomes); the same file given twice is planned once. Two
+    inputs whose outputs (or resume records) would be the same file raise
+    PlanError naming both: nothing runs until the template or inputs change."""
     output_dir = Path(output_dir)
-    root = output_dir.resolve()
+    stem_file = spec.extension == "stem.mp4"
+    layout = OutputTemplate(template or (STEM_FILE_TEMPLATE if stem_file else DEFAULT_TEMPLATE))
+    names = ["stem.mp4"] if stem_file else list(stems)
+    if len(names) > 1 and "stem" not in layout.fields:
+        raise PlanError(f"output template {layout.text!r} needs {{stem}}: several stems are written per song")
+    found, missing = find_audio_files(inputs, globs=globs, recursive=recursive, exclude=[output_dir])
+    refused = [Outcome(path, "failed", "no such file or folder") for path in missing]
+    inputs_resolved = {path.resolve() for path, _ in found}
     jobs: list[Job] = []
-    refused: list[Outcome] = []
+    duplicates: list[Path] = []
     seen: set[Path] = set()
     claimed: dict[Path, Path] = {}
-    found = find_audio_files(inputs)
-    inputs_resolved = {path.resolve() for path, _ in found}
+    collisions: list[str] = []
     for path, base in found:
         resolved = path.resolve()
         if resolved in seen:
-            continue  # the same file given twice is separated once
-        seen.add(resolved)
-        relative = path.parent.relative_to(base) if path.parent != base else Path()
-        track_dir = output_dir / relative / track_name(path)
-        outputs = {stem: track_dir / f"{stem}.{spec.extension}" for stem in stems}
-        reason = _unsafe_reason(outputs.values(), root, inputs_resolved)
-        owner = claimed.get(track_dir.resolve())
-        if reason is None and owner is not None:
-            reason = f"output folder {track_dir} is also the output of {owner}"
-        if reason:
-            refused.append(Outcome(path, "failed", reason))
+            duplicates.append(path)
             continue
-        claimed[track_dir.resolve()] = path
-        jobs.append(Job(path, track_name(path), outputs))
-    return jobs, refused
+        seen.add(resolved)
+        relative = path.parent.relative_to(base).as_posix() if path.parent != base else ""
+        track = track_name(path)
+        fields = {"dir": relative, "track": track, "ext": spec.extension}
+        try:
+            outputs = {name: output_dir / layout.format(stem=name if not stem_file else "stems", **fields)
+                       for name in names}
+            record = output_dir / layout.record(**fields)
+        except PlanError as error:
+            refused.append(Outcome(path, "failed", str(error)))
+            continue
+        overwrite = next((out for out in outputs.values() if out.resolve() in inputs_resolved), None)
+        if overwrite is not None:
+            refused.append(Outcome(path, "failed", f"output path {overwrite} would overwrite an input file"))
+            continue
+        for target in [*outputs.values(), record]:
+            key = target.resolve()
+            owner = claimed.get(key)
+            if owner is not None and owner != path:
+                collisions.append(f"{owner} and {path} would both write {target}")
+            claimed[key] = path
+        jobs.append(Job(path, track, outputs, record))
+    if collisions:
+        hint = "; put {dir} in --output-template or rename the inputs" if "dir" not in layout.fields else ""
+        raise PlanError("outputs would collide: " + "; ".join(collisions) + hint)
+    return Plan(jobs, refused, duplicates)
 
 
-def _unsafe_reason(outputs: Iterable[Path], root: Path, inputs: set[Path]) -> str | None:
-    for output in outputs:
-        resolved = output.resolve()
-        if not resolved.is_relative_to(root):
-            return f"output path {output} escapes the output folder {root}"
-        if resolved in inputs:
-            return f"output path {output} would overwrite an input file"
-    return None
+# -- resume records -------------------------------------------------------------------------
+
+def settings_fingerprint_data(separator, spec, stems: list[str]) -> dict:
+    """Everything besides the input that decides what a track's outputs contain."""
+    describe = spec.describe() if hasattr(spec, "describe") else {
+        "format": spec.format, "bit_depth": spec.bit_depth, "bitrate": spec.bitrate, "quality": spec.quality}
+    return {
+        "models": {model.target: model.sha256 for model in separator.specs},
+        "separation": {"sample_rate": separator.sample_rate, "segment": separator.segment,
+                       "overlap": separator.overlap, "wiener": separator.use_wiener,
+                       "wiener_iterations": separator.wiener_iterations if separator.use_wiener else 0},
+        "output": describe,
+        "stems": list(stems) if spec.extension != "stem.mp4" else [],
+    }
 
 
-def run_jobs(separator, jobs: list[Job], spec: OutputSpec,
+def input_identity(path: Path) -> dict:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def fingerprint(settings: dict, job: Job) -> str:
+    """sha256 of the settings, the input's size and mtime, and the output names."""
+    data = {"settings": settings, "input": input_identity(job.input),
+            "outputs": {name: path.name for name, path in job.outputs.items()}}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def read_record(job: Job) -> dict | None:
+    try:
+        record = json.loads(job.record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def is_done(job: Job, settings: dict) -> dict | None:
+    """The job's record if its outputs are complete and were made from this input
+    with these settings; else None."""
+    record = read_record(job)
+    if record is None or record.get("fingerprint") != _safe_fingerprint(settings, job):
+        return None
+    sizes = record.get("outputs", {})
+    for name, path in job.outputs.items():
+        entry = sizes.get(name)
+        try:
+            if not isinstance(entry, dict) or path.stat().st_size != entry.get("bytes"):
+                return None
+        except OSError:
+            return None
+    return record
+
+
+def _safe_fingerprint(settings: dict, job: Job) -> str | None:
+    try:
+        return fingerprint(settings, job)
+    except OSError:
+        return None
+
+
+def write_record(job: Job, settings: dict, outcome: Outcome) -> None:
+    """Write the job's record atomically (temp file + rename), after its outputs."""
+    record = {
+        "stemcut_record": RECORD_VERSION,
+        "stemcut": __version__,
+        "fingerprint": fingerprint(settings, job),
+        "input": {"path": str(job.input), **input_identity(job.input)},
+        "settings": settings,
+        "outputs": {name: {"file": path.name, "bytes": path.stat().st_size} for name, path in job.outputs.items()},
+        "duration": outcome.duration,
+        "finished": _now(),
+    }
+    _write_json_atomic(job.record, record)
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2, ensure_ascii=False)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def remove_stale_partials(job: Job) -> list[Path]:
+    """Delete temp files a killed run left for this job's outputs (``.<name>.*.partial``)."""
+    removed = []
+    for target in [*job.outputs.values(), job.record]:
+        prefix = f".{target.name}."
+        try:
+            entries = list(os.scandir(target.parent))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith(prefix) and entry.name.endswith(".partial") and entry.is_file():
+                Path(entry.path).unlink(missing_ok=True)
+                removed.append(Path(entry.path))
+    return removed
+
+
+# -- running ------------------------------------------------------------------------------------
+
+Spec = Union[OutputSpec, object]
+
+
+def run_jobs(separator, jobs: list[Job], spec: Spec, *, stems: list[str] | None = None, force: bool = False,
              on_start: Callable[[Job, AudioInfo], None] | None = None,
              on_progress: Callable[[int], None] | None = None,
              on_done: Callable[[Outcome], None] | None = None,
-             fail_fast: bool = False) -> list[Outcome]:
-    """Separate each job in turn; a failing file is recorded and the batch goes on."""
-    from .audio import probe
-
+             fail_fast: bool = False) -> BatchResult:
+    """Separate each job in turn, skipping those already done with the same settings
+    (unless ``force``). A failing file is recorded and the batch goes on (or stops,
+    with ``fail_fast``); on KeyboardInterrupt the file in progress is discarded and
+    the result says ``interrupted``. Files never started are 'not_run'."""
+    stems = list(stems if stems is not None else next(iter(jobs)).outputs) if jobs else []
+    settings = settings_fingerprint_data(separator, spec, stems)
     outcomes: list[Outcome] = []
-    for job in jobs:
+    interrupted = False
+    for index, job in enumerate(jobs):
         try:
-            info = probe(job.input)
-            if on_start is not None:
-                on_start(job, info)
-            result = separator.separate_file(job.input, job.outputs, spec, progress=on_progress)
-            outcome = Outcome(job.input, "done", "", dict(result.outputs),
-                              result.frames / result.sample_rate, result.seconds)
-            if result.clipped_samples:
-                outcome.reason = f"{result.clipped_samples} samples clipped to [-1, 1]"
-        except AudioError as error:
-            outcome = Outcome(job.input, "failed", error.reason)
-        except (OSError, ValueError, RuntimeError, MemoryError) as error:
-            outcome = Outcome(job.input, "failed", f"{type(error).__name__}: {error}".splitlines()[0])
+            outcome = _run_one(separator, job, spec, settings, force, on_start, on_progress)
+        except KeyboardInterrupt:
+            outcome = Outcome(job.input, "failed", "interrupted; partial outputs removed")
+            interrupted = True
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)
-        if fail_fast and outcome.status == "failed":
+        if interrupted or (fail_fast and outcome.status == "failed"):
+            why = "interrupted" if interrupted else "not run: --fail-fast stopped the batch"
+            outcomes.extend(Outcome(rest.input, "not_run", why) for rest in jobs[index + 1:])
             break
-    return outcomes
+    return BatchResult(outcomes, interrupted, settings)
 
 
-def exit_code(outcomes: list[Outcome]) -> int:
+def _run_one(separator, job: Job, spec: Spec, settings: dict, force: bool, on_start, on_progress) -> Outcome:
+    from .audio import probe
+
+    started = time.perf_counter()
+    if not force:
+        record = is_done(job, settings)
+        if record is not None:
+            return Outcome(job.input, "skipped", "already done with the same models and settings",
+                           dict(job.outputs), float(record.get("duration", 0.0)), time.perf_counter() - started)
+    try:
+        remove_stale_partials(job)
+        job.record.unlink(missing_ok=True)
+        info = probe(job.input)
+        if on_start is not None:
+            on_start(job, info)
+        if spec.extension == "stem.mp4":
+            from .nistems import separate_to_stem_file
+
+            result = separate_to_stem_file(separator, job.input, job.outputs["stem.mp4"], spec, progress=on_progress)
+        else:
+            result = separator.separate_file(job.input, job.outputs, spec, progress=on_progress)
+        outcome = Outcome(job.input, "done", "", dict(result.outputs), result.frames / result.sample_rate,
+                          time.perf_counter() - started)
+        if result.clipped_samples:
+            outcome.reason = f"{result.clipped_samples} samples clipped to [-1, 1]"
+        write_record(job, settings, outcome)
+        return outcome
+    except AudioError as error:
+        return Outcome(job.input, "failed", error.reason, seconds=time.perf_counter() - started)
+    except MemoryError:
+        return Outcome(job.input, "failed", "out of memory (try a shorter --segment)",
+                       seconds=time.perf_counter() - started)
+    except OSError as error:
+        reason = f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
+        return Outcome(job.input, "failed", reason, seconds=time.perf_counter() - started)
+    except Exception as error:  # isolate the failure; the reason names what went wrong
+        text = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+        return Outcome(job.input, "failed", text, seconds=time.perf_counter() - started)
+
+
+def exit_code(outcomes: list[Outcome], interrupted: bool = False) -> int:
+    if interrupted:
+        return EXIT_INTERRUPTED
     failed = sum(outcome.status == "failed" for outcome in outcomes)
     if not failed:
         return EXIT_OK
-    return EXIT_ALL_FAILED if failed == len(outcomes) else EXIT_SOME_FAILED
+    succeeded = sum(outcome.status in ("done", "skipped") for outcome in outcomes)
+    return EXIT_SOME_FAILED if succeeded else EXIT_ALL_FAILED
+
+
+# -- the report -----------------------------------------------------------------------------
+
+def build_report(outcomes: list[Outcome], *, output_dir: os.PathLike | str, settings: dict | None,
+                 started: datetime, interrupted: bool = False) -> dict:
+    """The machine-readable report (schema in docs/batch.md)."""
+    totals = {status: sum(o.status == status for o in outcomes) for status in STATUSES}
+    return {
+        "report_version": REPORT_VERSION,
+        "stemcut": __version__,
+        "started": started.isoformat(timespec="seconds"),
+        "finished": _now(),
+        "output_dir": str(output_dir),
+        "settings": settings,
+        "interrupted": interrupted,
+        "exit_code": exit_code(outcomes, interrupted),
+        "files": [{
+            "input": str(o.input),
+            "status": o.status,
+            "reason": o.reason,
+            "outputs": {name: str(path) for name, path in o.outputs.items()},
+            "duration": round(o.duration, 3),
+            "seconds": round(o.seconds, 3),
+        } for o in outcomes],
+        "totals": {"files": len(outcomes), **totals,
+                   "duration": round(sum(o.duration for o in outcomes), 3),
+                   "seconds": round(sum(o.seconds for o in outcomes), 3)},
+    }
+
+
+def write_report(report: dict, destination: str) -> None:
+    """Write the report to a file (atomically) or, for '-', to stdout."""
+    if destination == "-":
+        import sys
+
+        json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        return
+    _write_json_atomic(Path(destination), report)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -6,9 +6,9 @@ Messages go to stderr; results (the paths written) go to stdout, one per line.
 
 from __future__ import annotations
 
-import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 import typer
 
@@ -64,19 +64,62 @@ def _parse_stems(stems: Optional[str], karaoke: bool) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
+def _output_spec(fmt: str, bit_depth: int, bitrate: Optional[int], stem_mapping: Optional[str], stems: Optional[str],
+                 karaoke: bool):
+    """OutputSpec for wav/flac/ogg/mp3, StemsSpec for stem.mp4 (usage error if invalid)."""
+    fmt = fmt.lower().lstrip(".")
+    try:
+        if fmt == "stem.mp4":
+            from .nistems import DEFAULT_BITRATE, StemsSpec, parse_stem_mapping
+
+            if karaoke or stems:
+                _fail_usage("--format stem.mp4 always holds the mixture and four stems; "
+                            "use --stem-mapping instead of --stems/--karaoke")
+            return StemsSpec(parse_stem_mapping(stem_mapping), bitrate or DEFAULT_BITRATE)
+        if stem_mapping:
+            _fail_usage("--stem-mapping only applies to --format stem.mp4")
+        from .audio import OutputSpec
+
+        return OutputSpec(format=fmt, bit_depth=bit_depth, bitrate=bitrate or 320)
+    except ValueError as error:
+        _fail_usage(str(error))
+
+
 @app.command()
 def separate(
     inputs: List[Path] = typer.Argument(..., help="Audio files or folders (walked recursively).", show_default=False),
     output: Path = typer.Option(Path("separated"), "-o", "--output", rich_help_panel=OUTPUT,
-                                help="Output folder; stems go to OUTPUT/<track>/<stem>.<ext>."),
+                                help="Output folder; stems go to OUTPUT/<folder>/<track>/<stem>.<ext>, "
+                                     "<folder> mirroring where the file sat under a folder given."),
+    output_template: Optional[str] = typer.Option(
+        None, "--output-template", rich_help_panel=OUTPUT,
+        help="Output paths under OUTPUT, with the fields {dir} {track} {stem} {ext} "
+             "\\[default: {dir}/{track}/{stem}.{ext}; stem.mp4: {dir}/{track}.{ext}]."),
     stems: Optional[str] = typer.Option(None, "--stems", rich_help_panel=OUTPUT,
                                         help="Comma-separated subset, e.g. vocals,drums \\[default: all five]."),
     karaoke: bool = typer.Option(False, "--karaoke", rich_help_panel=OUTPUT,
-                                 help="Write vocals and instrumental (mixture minus vocals)."),
-    fmt: str = typer.Option("wav", "--format", rich_help_panel=OUTPUT, help="wav, flac, ogg or mp3."),
+                                 help="Write vocals and instrumental (mixture minus vocals) per song."),
+    fmt: str = typer.Option("wav", "--format", rich_help_panel=OUTPUT,
+                            help="wav, flac, ogg, mp3, or stem.mp4 (one NI Stems file per song)."),
     bit_depth: int = typer.Option(16, "--bit-depth", rich_help_panel=OUTPUT,
                                   help="WAV: 16, 24 or 32 (float, never clips); FLAC: 16 or 24."),
-    bitrate: int = typer.Option(320, "--bitrate", rich_help_panel=OUTPUT, help="MP3 bitrate in kbit/s (32-320)."),
+    bitrate: Optional[int] = typer.Option(None, "--bitrate", rich_help_panel=OUTPUT, show_default=False,
+                                          help="MP3: kbit/s, 32-320 \\[default: 320]; stem.mp4: AAC kbit/s per "
+                                               "track, 32-512 \\[default: 256]."),
+    stem_mapping: Optional[str] = typer.Option(
+        None, "--stem-mapping", rich_help_panel=OUTPUT,
+        help="stem.mp4: four NI stems as label=stem+stem, in NI order "
+             "\\[default: drums=drums,bass=bass,other=other+guitar,vocals=vocals]."),
+    globs: Optional[List[str]] = typer.Option(None, "--glob", rich_help_panel=OUTPUT,
+                                              help="In folders, take only files matching this pattern "
+                                                   "(e.g. '*.flac'); repeatable \\[default: audio extensions]."),
+    recursive: bool = typer.Option(True, "--recursive/--no-recursive", rich_help_panel=OUTPUT,
+                                   help="Walk sub-folders of folders given."),
+    force: bool = typer.Option(False, "--force", rich_help_panel=OUTPUT,
+                               help="Redo tracks already done with the same models and settings."),
+    json_report: Optional[str] = typer.Option(None, "--json", rich_help_panel=OUTPUT, metavar="PATH",
+                                              help="Write a JSON report of every file to PATH ('-': stdout, "
+                                                   "and no path lines there)."),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", rich_help_panel=MODEL,
                                              help="Model set folder (manifest.json + weights) \\[default: shipped weights/]."),
     segment: float = typer.Option(20.0, "--segment", rich_help_panel=PROCESSING,
@@ -97,52 +140,81 @@ def separate(
     quiet: bool = typer.Option(False, "-q", "--quiet", rich_help_panel=MESSAGES, help="Only errors on stderr."),
     verbose: bool = typer.Option(False, "-v", "--verbose", rich_help_panel=MESSAGES, help="More detail on stderr."),
 ) -> None:
-    """Separate audio files into stems."""
-    from .audio import OutputSpec
-    from .batch import EXIT_INTERRUPTED, exit_code, plan_jobs
+    """Separate audio files, or every audio file in folders, into stems.
+
+    Tracks already done with the same models and settings are skipped. Exit codes:
+    0 all done or skipped, 1 some failed, 2 usage error, 3 all failed, 130 interrupted."""
+    from datetime import datetime, timezone
+
+    from .batch import PlanError, build_report, exit_code, plan_jobs, run_jobs, write_report
     from .reporting import Reporter
 
+    started = datetime.now(timezone.utc)
     chosen = _parse_stems(stems, karaoke)
+    spec = _output_spec(fmt, bit_depth, bitrate, stem_mapping, stems, karaoke)
     try:
-        spec = OutputSpec(format=fmt.lower(), bit_depth=bit_depth, bitrate=bitrate)
-    except ValueError as error:
+        plan = plan_jobs(inputs, output, chosen, spec, template=output_template, globs=globs or (),
+                         recursive=recursive)
+    except PlanError as error:
         _fail_usage(str(error))
-    missing = [str(path) for path in inputs if not path.exists()]
-    jobs, refused = plan_jobs([path for path in inputs if path.exists()], output, chosen, spec)
-    reporter = Reporter(quiet=quiet, verbose=verbose)
-    for path in missing:
-        reporter.failed_line(path, "no such file or folder")
-    for outcome in refused:
-        reporter.failed_line(outcome.input, outcome.reason)
-    if not jobs:
-        if not refused and not missing:
-            _fail_usage("no audio files found in the given inputs")
-        raise typer.Exit(exit_code([*refused] or [_missing_outcome(missing[0])]))
+    reporter = Reporter(quiet=quiet, verbose=verbose, paths_to_stdout=json_report != "-")
+    for path in plan.duplicates:
+        reporter.note(f"{path}: given more than once; separated once")
+    if not plan.jobs and not plan.refused:
+        _fail_usage("no audio files found in the given inputs")
 
-    separator = _load_separator(model_dir, device, wiener, wiener_iterations, segment, overlap, batch_size, threads)
-    unavailable = set(chosen) - set(separator.available_outputs())
-    if unavailable:
-        _fail_usage(f"this model set cannot produce {', '.join(sorted(unavailable))}")
-    reporter.info(f"{len(jobs)} file(s), models from {separator.model_dir}, device {separator.device}, "
-                  f"Wiener {'on (' + str(wiener_iterations) + ' it.)' if wiener else 'off'}")
-    from .batch import run_jobs
+    separator = _load_separator(model_dir, device, wiener, wiener_iterations, segment, overlap, batch_size,
+                                threads) if plan.jobs else None
+    if separator is not None:
+        needed = chosen if fmt.lower().lstrip(".") != "stem.mp4" else \
+            [source for slot in spec.mapping for source in slot.sources]
+        unavailable = set(needed) - set(separator.available_outputs())
+        if unavailable:
+            _fail_usage(f"this model set cannot produce {', '.join(sorted(unavailable))}")
+        reporter.info(f"{len(plan.jobs)} file(s), models from {separator.model_dir}, device {separator.device}, "
+                      f"Wiener {'on (' + str(wiener_iterations) + ' it.)' if wiener else 'off'}")
+    for outcome in plan.refused:
+        reporter.failed_line(outcome.input, outcome.reason)
+
+    with _sigterm_as_interrupt():
+        outcomes, interrupted, settings = list(plan.refused), False, None
+        if separator is not None:
+            with reporter.progress() as progress:
+                result = run_jobs(separator, plan.jobs, spec, stems=chosen, force=force, on_start=progress.start,
+                                  on_progress=progress.advance, on_done=progress.done, fail_fast=fail_fast)
+            outcomes += result.outcomes
+            interrupted, settings = result.interrupted, result.settings
+        if interrupted:
+            reporter.error("interrupted: the file in progress was discarded; rerun the same command to finish")
+        reporter.summary(outcomes)
+        if json_report:
+            report = build_report(outcomes, output_dir=output, settings=settings, started=started,
+                                  interrupted=interrupted)
+            try:
+                write_report(report, json_report)
+            except OSError as error:
+                reporter.error(f"{json_report}: cannot write the report ({error.strerror or error})")
+    raise typer.Exit(exit_code(outcomes, interrupted))
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt (as Ctrl-C does), so the file in progress is
+    cleaned up the same way; restored afterwards."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
 
     try:
-        with reporter.progress() as progress:
-            outcomes = run_jobs(separator, jobs, spec, on_start=progress.start, on_progress=progress.advance,
-                                on_done=progress.done, fail_fast=fail_fast)
-    except KeyboardInterrupt:
-        reporter.error("interrupted: the file in progress was discarded")
-        raise typer.Exit(EXIT_INTERRUPTED)
-    outcomes = [*refused, *outcomes] + [_missing_outcome(path) for path in missing]
-    reporter.summary(outcomes)
-    raise typer.Exit(exit_code(outcomes))
-
-
-def _missing_outcome(path: str):
-    from .batch import Outcome
-
-    return Outcome(Path(path), "failed", "no such file or folder")
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (e.g. an embedding app): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _load_separator(model_dir, device, wiener, wiener_iterations, segment, overlap, batch_size, threads):

@@ -1,7 +1,9 @@
 """What the CLI tells a person: progress and one-line errors on stderr, paths on stdout.
 
 On a terminal, a rich progress bar per file; otherwise nothing animated, just one
-line per finished file, so logs of batch jobs stay readable.
+line per finished file, so logs of batch jobs stay readable. stdout carries only
+the output files of done and skipped tracks, one per line (nothing at all when the
+JSON report goes to stdout).
 """
 
 from __future__ import annotations
@@ -18,15 +20,21 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 
 class Reporter:
-    def __init__(self, quiet: bool = False, verbose: bool = False):
+    def __init__(self, quiet: bool = False, verbose: bool = False, paths_to_stdout: bool = True):
         self.quiet = quiet
         self.verbose = verbose
-        self.console = Console(stderr=True, highlight=False, soft_wrap=True)  # one line per message, never wrapped
+        self.paths_to_stdout = paths_to_stdout
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
         self.interactive = self.console.is_terminal and not quiet
         self.started = time.perf_counter()
 
     def info(self, message: str) -> None:
         if self.verbose and not self.quiet:
+            self.console.print(escape(message))
+
+    def note(self, message: str) -> None:
+        """A message shown unless --quiet."""
+        if not self.quiet:
             self.console.print(escape(message))
 
     def error(self, message: str) -> None:
@@ -48,10 +56,12 @@ class Reporter:
     def summary(self, outcomes) -> None:
         if self.quiet:
             return
-        counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
-        audio = sum(o.duration for o in outcomes)
+        counts = {status: sum(o.status == status for o in outcomes)
+                  for status in ("done", "skipped", "failed", "not_run")}
+        audio = sum(o.duration for o in outcomes if o.status == "done")
         elapsed = time.perf_counter() - self.started
-        self.console.print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
+        not_run = f", {counts['not_run']} not run" if counts["not_run"] else ""
+        self.console.print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed{not_run} "
                            f"({audio:.1f} s of audio in {elapsed:.1f} s)")
 
 
@@ -79,9 +89,12 @@ class FileProgress:
         if outcome.status == "failed":
             self.reporter.failed_line(outcome.input, outcome.reason)
             return
-        for path in outcome.outputs.values():
-            print(path, file=sys.stdout, flush=True)
+        if outcome.status == "not_run":
+            return
+        if self.reporter.paths_to_stdout:
+            for path in outcome.outputs.values():
+                print(path, file=sys.stdout, flush=True)
         if not self.reporter.quiet:
             note = f" ({outcome.reason})" if outcome.reason else ""
-            speed = f"{outcome.duration:.1f} s of audio in {outcome.seconds:.1f} s" if outcome.status == "done" else ""
-            self.reporter.console.print(f"{outcome.status}: {escape(str(outcome.input))} {speed}{escape(note)}")
+            speed = f" {outcome.duration:.1f} s of audio in {outcome.seconds:.1f} s" if outcome.status == "done" else ""
+            self.reporter.console.print(f"{outcome.status}: {escape(str(outcome.input))}{speed}{escape(note)}")

@@ -181,6 +181,9 @@ class _PyAVDecoder:
             raise AudioError(path, f"has {len(streams)} audio stream(s), stream {stream} asked for")
         self._stream = streams[stream]
         context = self._stream.codec_context
+        if context is None:  # FFmpeg found the stream but has no decoder for its codec
+            self._container.close()
+            raise AudioError(path, "unsupported audio codec (FFmpeg has no decoder for it)")
         rate = int(context.sample_rate or 0)
         channels = int(context.channels or 0)
         frames = 0

@@ -54,6 +54,7 @@ class Job:
     track: str
     outputs: dict[str, Path]
     record: Path
+    root: Path | None = None  # the output folder; empty folders below it are removed after a failure
 
 
 @dataclass
@@ -245,7 +246,7 @@ def plan_jobs(inputs: Iterable[os.PathLike | str], output_dir: os.PathLike | str
             if owner is not None and owner != path:
                 collisions.append(f"{owner} and {path} would both write {target}")
             claimed[key] = path
-        jobs.append(Job(path, track, outputs, record))
+        jobs.append(Job(path, track, outputs, record, output_dir))
     if collisions:
         hint = "; put {dir} in --output-template or rename the inputs" if "dir" not in layout.fields else ""
         raise PlanError("outputs would collide: " + "; ".join(collisions) + hint)
@@ -419,17 +420,38 @@ def _run_one(separator, job: Job, spec: Spec, settings: dict, force: bool, on_st
             outcome.reason = f"{result.clipped_samples} samples clipped to [-1, 1]"
         write_record(job, settings, outcome)
         return outcome
-    except AudioError as error:
-        return Outcome(job.input, "failed", error.reason, seconds=time.perf_counter() - started)
-    except MemoryError:
-        return Outcome(job.input, "failed", "out of memory (try a shorter --segment)",
-                       seconds=time.perf_counter() - started)
-    except OSError as error:
-        reason = f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
-        return Outcome(job.input, "failed", reason, seconds=time.perf_counter() - started)
-    except Exception as error:  # isolate the failure; the reason names what went wrong
-        text = f"{type(error).__name__}: {error}".strip().splitlines()[0]
-        return Outcome(job.input, "failed", text, seconds=time.perf_counter() - started)
+    except BaseException as error:
+        remove_empty_folders(job)
+        if isinstance(error, (KeyboardInterrupt, SystemExit)):
+            raise
+        return Outcome(job.input, "failed", failure_reason(error), seconds=time.perf_counter() - started)
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line saying why a file failed."""
+    if isinstance(error, AudioError):
+        return error.reason
+    if isinstance(error, MemoryError):
+        return "out of memory (try a shorter --segment)"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror + (f": {error.filename}" if error.filename else "")
+    text = f"{type(error).__name__}: {error}".strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def remove_empty_folders(job: Job) -> None:
+    """Remove the folders a failed job created and left empty (never the output folder itself)."""
+    if job.root is None:
+        return
+    root = job.root.resolve()
+    for target in job.outputs.values():
+        folder = target.parent
+        while folder.resolve() != root and folder.resolve().is_relative_to(root):
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty, or not there
+            folder = folder.parent
 
 
 def exit_code(outcomes: list[Outcome], interrupted: bool = False) -> int:

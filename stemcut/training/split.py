@@ -1,0 +1,43 @@
+"""The real held-out validation split: which tracks training must never see.
+
+The split is a readable JSON file (``scripts/validation_split.json``) mapping a
+data-root-relative folder (``musdb18-preview/train``, ``mdb``, ``cc0-album``,
+``mir1k``) to the track folder names held out of training. Keys that do not
+name a folder (``description``, notes) are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from .sources import StemTrack
+
+DEFAULT_SPLIT = Path(__file__).resolve().parents[2] / "scripts" / "validation_split.json"
+
+
+def load_split(path: str | Path = DEFAULT_SPLIT) -> dict[str, list[str]]:
+    """``{folder relative to the data root: [held-out track names]}``."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {key: list(value) for key, value in data.items()
+            if isinstance(value, list) and not key.endswith("_singers")}
+
+
+def held_out(split: dict[str, list[str]], folder: str) -> set[str]:
+    """The held-out track names of ``folder`` (empty if the split does not mention it)."""
+    return set(split.get(folder.strip("/"), []))
+
+
+def partition(tracks: Sequence[StemTrack], names: set[str]) -> tuple[list[StemTrack], list[StemTrack]]:
+    """(training tracks, held-out tracks) by track name."""
+    train = [t for t in tracks if t.name not in names]
+    held = [t for t in tracks if t.name in names]
+    return train, held
+
+
+def validation_dirs(split: dict[str, list[str]], data_root: str | Path) -> list[Path]:
+    """Every held-out track folder under ``data_root``, in split order (missing ones skipped)."""
+    root = Path(data_root)
+    return [root / folder / name for folder, names in split.items() for name in names
+            if (root / folder / name).is_dir()]

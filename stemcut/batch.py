@@ -354,7 +354,10 @@ def remove_stale_partials(job: Job) -> list[Path]:
             continue
         for entry in entries:
             if entry.name.startswith(prefix) and entry.name.endswith(".partial") and entry.is_file():
-                Path(entry.path).unlink(missing_ok=True)
+                try:
+                    Path(entry.path).unlink(missing_ok=True)
+                except OSError:
+                    continue  # cannot remove it: writing the track will report the folder's problem
                 removed.append(Path(entry.path))
     return removed
 
@@ -397,13 +400,13 @@ def _run_one(separator, job: Job, spec: Spec, settings: dict, force: bool, on_st
     from .audio import probe
 
     started = time.perf_counter()
+    remove_stale_partials(job)
     if not force:
         record = is_done(job, settings)
         if record is not None:
             return Outcome(job.input, "skipped", "already done with the same models and settings",
                            dict(job.outputs), float(record.get("duration", 0.0)), time.perf_counter() - started)
     try:
-        remove_stale_partials(job)
         job.record.unlink(missing_ok=True)
         info = probe(job.input)
         if on_start is not None:

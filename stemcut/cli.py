@@ -122,7 +122,7 @@ def separate(
                                                    "and no path lines there)."),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", rich_help_panel=MODEL,
                                              help="Model set folder (manifest.json + weights) \\[default: shipped weights/]."),
-    segment: float = typer.Option(20.0, "--segment", rich_help_panel=PROCESSING,
+    segment: float = typer.Option(10.0, "--segment", rich_help_panel=PROCESSING,
                                   help="Seconds of audio the models see at once; memory grows with it."),
     overlap: float = typer.Option(0.1, "--overlap", rich_help_panel=PROCESSING,
                                   help="Cross-fade between segments, as a fraction of a segment (0-0.5)."),

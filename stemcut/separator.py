@@ -72,7 +72,7 @@ class Separator:
     """
 
     def __init__(self, model_dir: os.PathLike | str | None = None, *, device: str = "auto",
-                 wiener: bool = False, wiener_iterations: int = 1, segment: float = 20.0,
+                 wiener: bool = False, wiener_iterations: int = 1, segment: float = 10.0,
                  overlap: float = 0.1, batch_size: int = 1, threads: int | None = None):
         if threads:
             torch.set_num_threads(threads)

@@ -26,6 +26,9 @@ from typing import Callable, Iterable, Iterator, Union
 
 from . import __version__
 from .audio import AUDIO_EXTENSIONS, AudioError, AudioInfo, OutputSpec, track_name
+from .nistems import StemsSpec
+
+Spec = Union[OutputSpec, StemsSpec]
 
 # Exit codes (documented in docs/batch.md).
 EXIT_OK = 0             # every file done (or skipped as already done)
@@ -140,8 +143,10 @@ class OutputTemplate:
 # -- finding inputs ---------------------------------------------------------------------------
 
 def find_audio_files(inputs: Iterable[os.PathLike | str], *, globs: Iterable[str] = (), recursive: bool = True,
-                     exclude: Iterable[os.PathLike | str] = ()) -> tuple[list[tuple[Path, Path]], list[Path]]:
-    """((file, folder it was found under) pairs, inputs that do not exist).
+                     exclude: Iterable[os.PathLike | str] = ()
+                     ) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
+    """((file, folder it was found under) pairs, (path, reason) for inputs that do
+    not exist and folders that cannot be read).
 
     Folders are walked (recursively by default, following symbolic links but never
     a folder twice, so link loops end; hidden files and folders and ``exclude``d
@@ -151,15 +156,15 @@ def find_audio_files(inputs: Iterable[os.PathLike | str], *, globs: Iterable[str
     globs = list(globs)
     excluded = {_identity(Path(path)) for path in exclude if Path(path).exists()}
     found: list[tuple[Path, Path]] = []
-    missing: list[Path] = []
+    problems: list[tuple[Path, str]] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found.extend((path, item) for path in _walk(item, globs, recursive, excluded))
+            found.extend((path, item) for path in _walk(item, globs, recursive, excluded, problems))
         elif item.exists() or item.is_symlink():
             found.append((item, item.parent))
         else:
-            missing.append(item)
-    return found, missing
+            problems.append((item, "no such file or folder"))
+    return found, problems
 
 
 def _identity(path: Path) -> tuple[int, int]:
@@ -167,9 +172,14 @@ def _identity(path: Path) -> tuple[int, int]:
     return stat.st_dev, stat.st_ino
 
 
-def _walk(top: Path, globs: list[str], recursive: bool, excluded: set[tuple[int, int]]) -> Iterator[Path]:
+def _walk(top: Path, globs: list[str], recursive: bool, excluded: set[tuple[int, int]],
+          problems: list[tuple[Path, str]]) -> Iterator[Path]:
     visited = {_identity(top)}
-    for folder, dirnames, filenames in os.walk(top, followlinks=True):
+
+    def unreadable(error: OSError) -> None:
+        problems.append((Path(error.filename or top), f"cannot read folder ({error.strerror or error})"))
+
+    for folder, dirnames, filenames in os.walk(top, onerror=unreadable, followlinks=True):
         keep = []
         for name in sorted(dirnames):
             if name.startswith(".") or not recursive:
@@ -198,7 +208,7 @@ def _walk(top: Path, globs: list[str], recursive: bool, excluded: set[tuple[int,
 # -- planning -------------------------------------------------------------------------------
 
 def plan_jobs(inputs: Iterable[os.PathLike | str], output_dir: os.PathLike | str, stems: list[str],
-              spec: "OutputSpec | object", *, template: str | None = None, globs: Iterable[str] = (),
+              spec: Spec, *, template: str | None = None, globs: Iterable[str] = (),
               recursive: bool = True) -> Plan:
     """Map every input file to its outputs before any compute.
 
@@ -212,14 +222,11 @@ def plan_jobs(inputs: Iterable[os.PathLike | str], output_dir: os.PathLike | str
     names = ["stem.mp4"] if stem_file else list(stems)
     if len(names) > 1 and "stem" not in layout.fields:
         raise PlanError(f"output template {layout.text!r} needs {{stem}}: several stems are written per song")
-    found, missing = find_audio_files(inputs, globs=globs, recursive=recursive, exclude=[output_dir])
-    refused = [Outcome(path, "failed", "no such file or folder") for path in missing]
-    inputs_resolved = {path.resolve() for path, _ in found}
-    jobs: list[Job] = []
+    found, problems = find_audio_files(inputs, globs=globs, recursive=recursive, exclude=[output_dir])
+    refused = [Outcome(path, "failed", reason) for path, reason in problems]
+    planned: list[tuple[Path, Job]] = []
     duplicates: list[Path] = []
     seen: set[Path] = set()
-    claimed: dict[Path, Path] = {}
-    collisions: list[str] = []
     for path, base in found:
         resolved = path.resolve()
         if resolved in seen:
@@ -236,17 +243,27 @@ def plan_jobs(inputs: Iterable[os.PathLike | str], output_dir: os.PathLike | str
         except PlanError as error:
             refused.append(Outcome(path, "failed", str(error)))
             continue
-        overwrite = next((out for out in outputs.values() if out.resolve() in inputs_resolved), None)
+        planned.append((resolved, Job(path, track, outputs, record, output_dir)))
+    # Stems written beside their songs (output folder = input folder) are not songs to separate.
+    output_of = {out.resolve(): resolved for resolved, job in planned for out in job.outputs.values()}
+    planned = [(resolved, job) for resolved, job in planned if output_of.get(resolved, resolved) == resolved]
+    inputs_resolved = {resolved for resolved, _ in planned}
+    jobs: list[Job] = []
+    claimed: dict[Path, Path] = {}
+    collisions: list[str] = []
+    for _, job in planned:
+        path = job.input
+        overwrite = next((out for out in job.outputs.values() if out.resolve() in inputs_resolved), None)
         if overwrite is not None:
             refused.append(Outcome(path, "failed", f"output path {overwrite} would overwrite an input file"))
             continue
-        for target in [*outputs.values(), record]:
+        for target in [*job.outputs.values(), job.record]:
             key = target.resolve()
             owner = claimed.get(key)
             if owner is not None and owner != path:
                 collisions.append(f"{owner} and {path} would both write {target}")
             claimed[key] = path
-        jobs.append(Job(path, track, outputs, record, output_dir))
+        jobs.append(job)
     if collisions:
         hint = "; put {dir} in --output-template or rename the inputs" if "dir" not in layout.fields else ""
         raise PlanError("outputs would collide: " + "; ".join(collisions) + hint)
@@ -363,9 +380,6 @@ def remove_stale_partials(job: Job) -> list[Path]:
 
 
 # -- running ------------------------------------------------------------------------------------
-
-Spec = Union[OutputSpec, object]
-
 
 def run_jobs(separator, jobs: list[Job], spec: Spec, *, stems: list[str] | None = None, force: bool = False,
              on_start: Callable[[Job, AudioInfo], None] | None = None,

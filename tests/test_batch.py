@@ -80,8 +80,38 @@ def test_no_recursion_and_globs(tmp_path):
     assert names(find_audio_files([tmp_path], globs=["*.flac"])[0]) == ["sub/inner.flac"]
     assert names(find_audio_files([tmp_path], globs=["sub/*", "top.*"])[0]) == [
         "sub/inner.flac", "sub/inner.wav", "sub/take.dat", "top.wav"]
-    found, missing = find_audio_files([tmp_path / "nope.wav"])
-    assert found == [] and missing == [tmp_path / "nope.wav"]
+    found, problems = find_audio_files([tmp_path / "nope.wav"])
+    assert found == [] and problems == [(tmp_path / "nope.wav", "no such file or folder")]
+
+
+def test_unreadable_sub_folder_is_reported(tmp_path, monkeypatch):
+    """Root reads anything, so os.walk's error callback is exercised with a simulated EACCES."""
+    song(tmp_path / "ok" / "a.wav")
+    (tmp_path / "locked").mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(path) == tmp_path / "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found, problems = find_audio_files([tmp_path])
+    assert [p.name for p, _ in found] == ["a.wav"]
+    assert problems == [(tmp_path / "locked", "cannot read folder (Permission denied)")]
+
+
+def test_output_folder_equal_to_input_folder(tiny_models, tmp_path):
+    """Stems written beside the songs are not taken as songs on the next run."""
+    song(tmp_path / "a.wav")
+    first = cli(tiny_models, tmp_path, "-o", tmp_path, "--stems", "vocals,other", "-q")
+    assert first.exit_code == 0, first.output
+    second = cli(tiny_models, tmp_path, "-o", tmp_path, "--stems", "vocals,other", "--json", "-")
+    assert second.exit_code == 0, second.output
+    assert [(Path(f["input"]).name, f["status"]) for f in json.loads(second.stdout)["files"]] == [("a.wav", "skipped")]
+    self_overwrite = cli(tiny_models, tmp_path / "a.wav", "-o", tmp_path, "--stems", "vocals",
+                         "--output-template", "{track}.{ext}")
+    assert self_overwrite.exit_code == 3 and "would overwrite an input file" in self_overwrite.stderr
 
 
 def test_collision_is_a_usage_error_before_any_compute(tiny_models, tmp_path):

@@ -330,13 +330,16 @@ def _safe_fingerprint(settings: dict, job: Job) -> str | None:
         return None
 
 
-def write_record(job: Job, settings: dict, outcome: Outcome) -> None:
-    """Write the job's record atomically (temp file + rename), after its outputs."""
+def write_record(job: Job, settings: dict, outcome: Outcome, identity: dict) -> None:
+    """Write the job's record atomically (temp file + rename), after its outputs.
+    ``identity`` is the input's size and mtime taken before it was read."""
+    if input_identity(job.input) != identity:
+        raise AudioError(job.input, "the file changed while it was being separated; run again")
     record = {
         "stemcut_record": RECORD_VERSION,
         "stemcut": __version__,
         "fingerprint": fingerprint(settings, job),
-        "input": {"path": str(job.input), **input_identity(job.input)},
+        "input": {"path": str(job.input), **identity},
         "settings": settings,
         "outputs": {name: {"file": path.name, "bytes": path.stat().st_size} for name, path in job.outputs.items()},
         "duration": outcome.duration,
@@ -423,6 +426,7 @@ def _run_one(separator, job: Job, spec: Spec, settings: dict, force: bool, on_st
     try:
         job.record.unlink(missing_ok=True)
         info = probe(job.input)
+        identity = input_identity(job.input)
         if on_start is not None:
             on_start(job, info)
         if spec.extension == "stem.mp4":
@@ -435,7 +439,7 @@ def _run_one(separator, job: Job, spec: Spec, settings: dict, force: bool, on_st
                           time.perf_counter() - started)
         if result.clipped_samples:
             outcome.reason = f"{result.clipped_samples} samples clipped to [-1, 1]"
-        write_record(job, settings, outcome)
+        write_record(job, settings, outcome, identity)
         return outcome
     except BaseException as error:
         remove_empty_folders(job)

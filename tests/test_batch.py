@@ -197,6 +197,19 @@ def test_interrupt_between_outputs_and_record_redoes_the_track(separator, tmp_pa
     assert run_jobs(separator, plan.jobs, FLOAT, stems=STEMS).outcomes[0].status == "done"
 
 
+def test_input_changed_during_separation_is_not_recorded_as_done(separator, tmp_path):
+    src = song(tmp_path / "s.wav", seconds=2.0)
+    plan = plan_jobs([src], tmp_path / "out", STEMS, FLOAT)
+
+    def touch(frames):
+        os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns + 10**9))
+
+    outcome = run_jobs(separator, plan.jobs, FLOAT, stems=STEMS, on_progress=touch).outcomes[0]
+    assert outcome.status == "failed" and "changed while it was being separated" in outcome.reason
+    assert not plan.jobs[0].record.exists()
+    assert run_jobs(separator, plan.jobs, FLOAT, stems=STEMS).outcomes[0].status == "done"
+
+
 def test_ctrl_c_mid_file_discards_it_and_marks_the_rest_not_run(separator, tmp_path):
     sources = [song(tmp_path / "in" / f"{name}.wav", seconds=2.0) for name in ("a", "b", "c")]
     out = tmp_path / "out"

@@ -146,7 +146,7 @@ def separate(
     0 all done or skipped, 1 some failed, 2 usage error, 3 all failed, 130 interrupted."""
     from datetime import datetime, timezone
 
-    from .batch import PlanError, build_report, exit_code, plan_jobs, run_jobs, write_report
+    from .batch import EXIT_INTERRUPTED, PlanError, build_report, exit_code, plan_jobs, run_jobs, write_report
     from .reporting import Reporter
 
     started = datetime.now(timezone.utc)
@@ -163,10 +163,14 @@ def separate(
     if not plan.jobs and not plan.refused:
         _fail_usage("no audio files found in the given inputs")
 
-    separator = _load_separator(model_dir, device, wiener, wiener_iterations, segment, overlap, batch_size,
-                                threads) if plan.jobs else None
+    try:
+        separator = _load_separator(model_dir, device, wiener, wiener_iterations, segment, overlap, batch_size,
+                                    threads) if plan.jobs else None
+    except KeyboardInterrupt:
+        reporter.error("interrupted while loading the models; nothing was separated")
+        raise typer.Exit(EXIT_INTERRUPTED)
     if separator is not None:
-        needed = chosen if fmt.lower().lstrip(".") != "stem.mp4" else \
+        needed = chosen if spec.extension != "stem.mp4" else \
             [source for slot in spec.mapping for source in slot.sources]
         unavailable = set(needed) - set(separator.available_outputs())
         if unavailable:

@@ -105,14 +105,14 @@ def main() -> int:
         outcome = result.outcomes[0]
         print(f"{outcome.status}: {outcome.duration / 3600:.2f} h of audio in {elapsed:.0f} s "
               f"({outcome.duration / max(elapsed, 1e-9):.1f}x real time) {outcome.reason}")
+        if outcome.status != "done" or not samples:
+            return 1
         after_warmup = [rss for fraction, rss in samples if fraction >= 0.1]
         baseline = after_warmup[0] if after_warmup else samples[-1][1]
         peak = max(rss for _, rss in samples)
         growth = max(after_warmup, default=baseline) - baseline
         print(f"RSS at 10 %: {baseline:.1f} MiB, peak: {peak:.1f} MiB, growth after 10 %: {growth:.1f} MiB "
               f"(limit {args.max_growth_mb:.0f})")
-        if outcome.status != "done":
-            return 1
         return 0 if growth <= args.max_growth_mb else 1
     finally:
         if args.work_dir is None:

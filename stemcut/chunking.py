@@ -59,36 +59,57 @@ class OverlapAdd:
         segment, hop = self.segment, self.hop
         pending: list[np.ndarray] = []   # input not yet cut, from the next segment's start
         pending_frames = 0
-        acc: np.ndarray | None = None     # weighted results from `emitted` onwards
-        weight = np.zeros(0)
+        # Weighted results from `emitted` onwards, in float32 (the window weights sum to
+        # one, so float32 keeps an identity process exact to ~1e-7). `acc` is allocated
+        # once for a full batch and reused: emitted frames are dropped by moving the
+        # short unfinished tail to the front, not by concatenating new arrays.
+        acc: np.ndarray | None = None
+        filled = 0                        # frames of `acc` (and `weight`) in use
+        weight = np.zeros(segment + self.batch_size * hop, dtype=np.float32)
+        window = self.window.astype(np.float32)
         emitted = 0                       # absolute frame where `acc` starts
         next_start = 0                    # absolute frame where the next segment starts
         total = 0
 
         def run(segments: list[np.ndarray]) -> Iterator[np.ndarray]:
-            nonlocal acc, weight, emitted, next_start
+            nonlocal acc, filled, emitted, next_start
             results = process(np.stack(segments))
-            if acc is None:
-                acc = np.zeros(results.shape[1:3] + (0,), dtype=np.float64)
             needed = next_start - emitted + hop * (len(segments) - 1) + segment
-            if acc.shape[-1] < needed:
-                grow = needed - acc.shape[-1]
-                acc = np.concatenate([acc, np.zeros(acc.shape[:2] + (grow,))], axis=-1)
-                weight = np.concatenate([weight, np.zeros(grow)])
+            if acc is None or acc.shape[:2] != results.shape[1:3] or acc.shape[-1] < needed:
+                grown = np.zeros(results.shape[1:3] + (max(needed, weight.shape[0]),), dtype=np.float32)
+                if acc is not None:
+                    grown[..., :filled] = acc[..., :filled]
+                acc = grown
+            if weight.shape[0] < acc.shape[-1]:
+                grow_weight(acc.shape[-1])
             for index, result in enumerate(results):
                 offset = next_start - emitted + index * hop
-                acc[..., offset:offset + segment] += result * self.window
-                weight[offset:offset + segment] += self.window
+                acc[..., offset:offset + segment] += result * window
+                weight[offset:offset + segment] += window
+                filled = max(filled, offset + segment)
             next_start += hop * len(segments)
             yield from emit(min(next_start, total) - emitted)
 
+        def grow_weight(size: int) -> None:
+            nonlocal weight
+            grown = np.zeros(size, dtype=np.float32)
+            grown[:weight.shape[0]] = weight
+            weight = grown
+
         def emit(count: int) -> Iterator[np.ndarray]:
-            nonlocal acc, weight, emitted
+            nonlocal filled, emitted
             if count <= 0:
                 return
-            yield (acc[..., :count] / weight[:count]).astype(np.float32)
-            acc = acc[..., count:]
-            weight = weight[count:]
+            if acc is None:  # nothing was processed: only possible for an empty result
+                return
+            yield acc[..., :count] / weight[:count]
+            rest = filled - count
+            if rest > 0:
+                acc[..., :rest] = acc[..., count:filled]
+                weight[:rest] = weight[count:filled]
+            acc[..., max(rest, 0):filled] = 0.0
+            weight[max(rest, 0):filled] = 0.0
+            filled = max(rest, 0)
             emitted += count
 
         def cut(count: int) -> list[np.ndarray]:

@@ -13,7 +13,9 @@ models leave unexplained (content above the model's Nyquist frequency in a
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
@@ -24,7 +26,7 @@ import torch
 
 from .audio import AudioError, AudioReader, AudioWriter, OutputSpec
 from .chunking import OverlapAdd
-from .filtering import ratio_mask, wiener
+from .filtering import apply_mask, istft, ratio_shares, wiener
 from .models import STFT
 from .targets import KARAOKE_STEM, TARGETS
 from .weights import ModelError, default_model_dir, load_model, model_specs
@@ -74,8 +76,8 @@ class Separator:
     def __init__(self, model_dir: os.PathLike | str | None = None, *, device: str = "auto",
                  wiener: bool = False, wiener_iterations: int = 1, segment: float = 10.0,
                  overlap: float = 0.1, batch_size: int = 1, threads: int | None = None):
-        if threads:
-            torch.set_num_threads(threads)
+        if threads is not None and threads < 1:
+            raise ValueError("threads must be at least 1")
         if segment <= 0:
             raise ValueError("segment must be positive")
         if not 0.0 <= overlap <= 0.5:
@@ -102,43 +104,95 @@ class Separator:
         self.segment = max(int(round(segment * self.sample_rate)), 2 * first.hop)
         self.overlap = int(round(overlap * self.segment))
         self.batch_size = batch_size
+        # On the CPU, segments run in parallel on `workers` threads of one torch thread
+        # each: small LSTM/FFT kernels scale far better that way than with intra-op
+        # threads, and idle OpenMP threads do not spin against other busy processes.
+        # Elsewhere (GPU), one worker with torch's own threading.
+        if self.device.type == "cpu":
+            self.workers = threads or max(1, min(os.cpu_count() or 1, torch.get_num_threads()))
+            torch.set_num_threads(1)
+        else:
+            self.workers = 1
+            if threads:
+                torch.set_num_threads(threads)
+        self._pool = (ThreadPoolExecutor(self.workers, thread_name_prefix="stemcut", initializer=torch.set_num_threads,
+                                         initargs=(1,)) if self.workers > 1 else None)
 
     # -- the model step: segments at the model rate --------------------------------
 
-    @torch.inference_mode()
     def process_segments(self, segments: np.ndarray) -> np.ndarray:
         """segments (K, C, L) at the model rate -> stems (K, S, C, L).
 
         Channels are paired to fit stereo models; a lone channel (mono input, or
-        the last of an odd count) is doubled and its two results averaged."""
+        the last of an odd count) is doubled and its two results averaged. On the
+        CPU the stereo items are shared out between ``self.workers`` threads (one
+        torch thread each), each running up to ``batch_size`` items at once."""
         count, channels, length = segments.shape
         pairs = [(c, min(c + 1, channels - 1)) for c in range(0, channels, 2)]
         grouped = np.stack([segments[:, list(pair)] for pair in pairs], axis=1)  # K, G, 2, L
-        audio = torch.from_numpy(grouped.reshape(-1, 2, length)).to(self.device)
-        stems = self._separate(audio).reshape(len(self.stems), count, len(pairs), 2, length)
-        stems = stems.permute(1, 0, 2, 3, 4).cpu().numpy()                   # K, S, G, 2, L
+        items = grouped.reshape(-1, 2, length)
+        stems = np.empty((len(self.stems), items.shape[0], 2, length), dtype=np.float32)  # S, K*G, 2, L
+
+        def work(start: int, stop: int) -> None:
+            with torch.inference_mode():
+                audio = torch.from_numpy(items[start:stop]).to(self.device)
+                stems[:, start:stop] = self._separate(audio).cpu().numpy()
+
+        step = self.batch_size
+        if self.workers > 1 and items.shape[0] > 1:
+            step = min(step, -(-items.shape[0] // self.workers))
+        spans = [(start, min(start + step, items.shape[0])) for start in range(0, items.shape[0], step)]
+        if len(spans) > 1 and self._pool is not None:
+            for future in [self._pool.submit(work, *span) for span in spans]:
+                future.result()
+        else:
+            for span in spans:
+                work(*span)
+        stems = stems.reshape(len(self.stems), count, len(pairs), 2, length)
         out = np.empty((count, len(self.stems), channels, length), dtype=np.float32)
         for group, (left, right) in enumerate(pairs):
             if left == right:
-                out[:, :, left] = stems[:, :, group].mean(axis=2)
+                out[:, :, left] = stems[:, :, group].mean(axis=2).transpose(1, 0, 2)
             else:
-                out[:, :, left] = stems[:, :, group, 0]
-                out[:, :, right] = stems[:, :, group, 1]
+                out[:, :, left] = stems[:, :, group, 0].transpose(1, 0, 2)
+                out[:, :, right] = stems[:, :, group, 1].transpose(1, 0, 2)
         return out
 
     def _separate(self, audio: torch.Tensor) -> torch.Tensor:
-        """(B, 2, L) -> (S, B, 2, L)."""
-        spectrogram = self.stft(audio)
+        """(B, 2, L) -> (S, B, 2, L).
+
+        Spectrograms are held frames-major, (B, 2, T, F): the layout the mask models
+        produce and the inverse FFT reads, so no full-size transposed copies are
+        made. One magnitude estimate per stem is kept, and one complex stem
+        spectrogram at a time (not S of them)."""
+        length = audio.shape[-1]
+        spectrogram = self.stft(audio).transpose(-1, -2).contiguous()   # B, 2, T, F
         magnitude = spectrogram.abs()
-        estimates = [model(magnitude) * magnitude for model in self.models]
+        estimates = torch.empty((len(self.stems),) + magnitude.shape, device=magnitude.device)
+        for index, model in enumerate(self.models):
+            torch.mul(model(magnitude.transpose(-1, -2)).transpose(-1, -2), magnitude, out=estimates[index])
         if "other" not in self.targets:
-            estimates.append(torch.relu(magnitude - torch.stack(estimates).sum(dim=0)))
-        estimates = torch.stack(estimates)
+            estimates[-1] = torch.relu(magnitude - estimates[:-1].sum(dim=0))
+        del magnitude
+        n_fft, hop, window = self.stft.n_fft, self.stft.hop, self.stft.window
+        out = torch.empty((len(self.stems),) + audio.shape, device=audio.device)
         if self.use_wiener:
-            stems = wiener(estimates, spectrogram, self.wiener_iterations)
-        else:
-            stems = ratio_mask(estimates, spectrogram)
-        return self.stft.inverse(stems, audio.shape[-1])
+            stems = wiener(estimates.transpose(-1, -2), spectrogram.transpose(-1, -2), self.wiener_iterations)
+            del estimates
+            for index in range(len(self.stems)):
+                out[index] = istft(stems[index].transpose(-1, -2), n_fft, hop, window, length, frames_major=True)
+            return out
+        # Ratio mask, one stem at a time; `other` is the time-domain remainder, which
+        # is what the shares summing to one give it anyway (to float rounding).
+        shares = ratio_shares(estimates)
+        other = self.stems.index("other")
+        for index in range(len(self.stems)):
+            if index != other:
+                out[index] = istft(apply_mask(shares[index], spectrogram), n_fft, hop, window, length,
+                                   frames_major=True)
+        out[other] = 0.0
+        out[other] = audio - out.sum(dim=0)
+        return out
 
     # -- the stream: any rate, any length --------------------------------------------
 
@@ -198,7 +252,7 @@ class Separator:
             emitted += stems.shape[-1]
             yield mixture, stems
 
-        chunker = OverlapAdd(self.segment, self.overlap, self.batch_size)
+        chunker = OverlapAdd(self.segment, self.overlap, self.batch_size * self.workers)
         to_input = (soxr.ResampleStream(self.sample_rate, sample_rate, stem_count * channels, dtype="float32")
                     if resample else None)
         for stems in chunker(model_rate_blocks(), self.process_segments):
@@ -248,11 +302,18 @@ class Separator:
                 for name, target in outputs.items():
                     writers[name] = AudioWriter(target, info.sample_rate, info.channels, spec, frames_hint=info.frames)
                 vocals = self.stems.index("vocals") if "vocals" in self.stems else None
-                for mixture, stems in self.stream(reader.blocks(READ_BLOCK), info.sample_rate, info.channels):
+
+                def write(mixture: np.ndarray, stems: np.ndarray) -> None:
                     for name, writer in writers.items():
                         writer.write(mixture - stems[vocals] if name == KARAOKE_STEM else stems[self.stems.index(name)])
                     if progress is not None:
                         progress(mixture.shape[1])
+
+                # Encoding runs on its own thread, overlapping the next segments' compute;
+                # at most two blocks wait for it, so memory stays bounded.
+                with _BackgroundWriter(write) as background:
+                    for mixture, stems in self.stream(reader.blocks(READ_BLOCK), info.sample_rate, info.channels):
+                        background.put(mixture, stems)
                 if reader.frames_read == 0:
                     raise AudioError(path, "contains no audio samples")
                 written = {name: writer.commit() for name, writer in writers.items()}
@@ -263,6 +324,49 @@ class Separator:
         return FileResult(Path(path), written, info.sample_rate, info.channels, reader.frames_read,
                           clipped_samples=sum(w.clipped_samples for w in writers.values()),
                           seconds=time.perf_counter() - started)
+
+
+class _BackgroundWriter:
+    """Runs ``write(*item)`` for each ``put`` item on one thread, in order.
+
+    ``put`` blocks while ``depth`` items wait. An exception raised by ``write`` is
+    re-raised in the caller (at the next ``put`` or on leaving the ``with``)."""
+
+    _STOP = object()
+
+    def __init__(self, write: Callable[..., None], depth: int = 2):
+        import queue
+
+        self._write = write
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="stemcut-writer", daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._STOP:
+                return
+            if self._error is None:
+                try:
+                    self._write(*item)
+                except BaseException as error:  # handed to the caller
+                    self._error = error
+
+    def put(self, *item) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def __enter__(self) -> "_BackgroundWriter":
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self._queue.put(self._STOP)
+        self._thread.join()
+        if kind is None and self._error is not None:
+            raise self._error
 
 
 __all__ = ["Separator", "FileResult", "KARAOKE_STEM", "TARGETS", "resolve_device"]

@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 from stemcut.models import STFT, build_model  # noqa: E402
 from stemcut.targets import TARGETS  # noqa: E402
-from stemcut.training.dataset import MixtureSampler, SourcePool  # noqa: E402
+from stemcut.training.dataset import MixtureSampler, SourcePool, StemMixDataset  # noqa: E402
 from stemcut.training.objective import (  # noqa: E402
-    masked_magnitude_loss, ratio_outputs, reference_stems, scored_mask)
+    masked_magnitude_loss, ratio_outputs, reference_slots, scored_mask, slots)
 from stemcut.training.sources import (  # noqa: E402
     StemTrack, read_solo_clips, read_stem_folders, read_vocals_accompaniment)
 from stemcut.training.split import DEFAULT_SPLIT, held_out, load_split, partition  # noqa: E402
@@ -130,6 +130,20 @@ def validation_tracks(data_root: Path, split: dict[str, list[str]], max_seconds:
 # -- training ---------------------------------------------------------------------------
 
 
+def _batches(sampler: MixtureSampler, batch: int, workers: int, seed: int):
+    """Endless (mixture, stems, known) numpy batches, drawn in ``workers`` background processes."""
+    if workers <= 0:
+        sampler.reseed(seed)
+        while True:
+            drawn = sampler.sample_batch(batch)
+            yield drawn.mixture, drawn.stems, drawn.known
+    loader = torch.utils.data.DataLoader(StemMixDataset(sampler, seed=seed), batch_size=batch, num_workers=workers,
+                                         prefetch_factor=4, persistent_workers=True,
+                                         worker_init_fn=lambda _: torch.set_num_threads(1))
+    for mixture, stems, known in loader:
+        yield mixture.numpy(), stems.numpy(), known.numpy()
+
+
 def parse_mix(text: str) -> dict[str, float]:
     mix = {}
     for item in text.split(","):
@@ -177,7 +191,7 @@ class Trainer:
         mixture_t = torch.from_numpy(mixture).to(self.device)
         stems_t = torch.from_numpy(stems).to(self.device)
         scored = scored_mask(torch.from_numpy(known).to(self.device), self.targets)
-        references = reference_stems(mixture_t, stems_t, scored)
+        references = reference_slots(mixture_t, stems_t, scored, self.targets)
         batch, count, channels, samples = references.shape
         with torch.no_grad():
             ref_mag = self.stft(references.reshape(batch * count, channels, samples)).abs()
@@ -206,18 +220,19 @@ class Trainer:
             mixture = torch.from_numpy(stems.sum(axis=0)[None]).to(self.device)
             outputs, spectrogram = self._outputs(mixture)
             ratios = outputs / spectrogram.abs().unsqueeze(1).clamp(min=1e-10)
-            estimates = self.stft.inverse(ratios * spectrogram.unsqueeze(1), mixture.shape[-1])[0].cpu().numpy()
+            estimated = self.stft.inverse(ratios * spectrogram.unsqueeze(1), mixture.shape[-1])[0].cpu().numpy()
+            names = slots(self.targets)
             reference = stems.astype(np.float64)
-            energy = (reference ** 2).sum(axis=(1, 2))
-            audible = energy > 1e-6 * max(1e-12, (stems.sum(axis=0) ** 2).sum())
-            separate = [i for i, t in enumerate(TARGETS) if t in self.targets and t != "other" and known[i] and audible[i]]
-            for index in separate:
-                scores[TARGETS[index]].append(_sdr(reference[index], estimates[index]))
+            mix = reference.sum(axis=0)
+            floor = 1e-6 * max(1e-12, float((mix ** 2).sum()))
+            separate = [t for t in names if t != "other" and known[TARGETS.index(t)]
+                        and (reference[TARGETS.index(t)] ** 2).sum() > floor]
+            for target in separate:
+                scores[target].append(_sdr(reference[TARGETS.index(target)], estimated[names.index(target)]))
             if "other" in self.targets:
-                mix = reference.sum(axis=0)
-                ref_other = mix - reference[separate].sum(axis=0)
-                est_other = mix - estimates[separate].sum(axis=0)
-                if (ref_other ** 2).sum() > 1e-6 * (mix ** 2).sum():
+                ref_other = mix - sum((reference[TARGETS.index(t)] for t in separate), np.zeros_like(mix))
+                est_other = mix - sum((estimated[names.index(t)] for t in separate), np.zeros_like(mix))
+                if (ref_other ** 2).sum() > floor:
                     scores["other"].append(_sdr(ref_other, est_other))
         return {t: float(np.mean(v)) if v else float("nan") for t, v in scores.items()} | \
                {f"{t}_tracks": len(v) for t, v in scores.items()}
@@ -268,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="DataLoader processes drawing batches (0: in-process)")
     args = parser.parse_args(argv)
 
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
@@ -327,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             f"[{time.perf_counter() - started:.0f} s]")
         return scores
 
+    batches = _batches(sampler, args.batch, args.workers, args.seed + step)
     started = time.perf_counter() - spent * 60
     last_log = last_val = last_ckpt = time.perf_counter()
     running: dict[str, list[float]] = {t: [] for t in targets}
@@ -338,9 +355,9 @@ def main(argv: list[str] | None = None) -> int:
             break
         lr = learning_rate(args.lr, spent / args.minutes, args.decay_from)
         t0 = time.perf_counter()
-        batch = sampler.sample_batch(args.batch)
+        mixture, stems, known = next(batches)
         data_time += time.perf_counter() - t0
-        losses = trainer.step(batch.mixture, batch.stems, batch.known, lr)
+        losses = trainer.step(mixture, stems, known, lr)
         step += 1
         for target, value in losses.items():
             running[target].append(value)

@@ -162,8 +162,10 @@ class _TemporalBlock(nn.Module):
 class TCNMask(nn.Module):
     """Dense frequency compression -> dilated temporal convolutions (with skip) -> dense -> sigmoid.
 
-    The receptive field is ``1 + 2 * sum(dilations)`` frames (with ``blocks`` blocks of
-    dilations 1, 2, 4, ... repeated ``stacks`` times); time length is free.
+    The receptive field is ``1 + 2 * sum(dilations)`` frames (``blocks`` blocks of
+    dilations 1, 2, 4, ... repeated ``stacks`` times); time length is free. Dense
+    layers act on each frame as matrix products (fast on CPU), the temporal blocks
+    on (batch, features, frames).
     """
 
     def __init__(self, n_fft: int = 4096, max_bin: int = 1487, channels: int = 2,
@@ -172,25 +174,27 @@ class TCNMask(nn.Module):
         self.bins = n_fft // 2 + 1
         self.max_bin = min(max_bin, self.bins)
         self.channels = channels
-        self.input_mean = nn.Parameter(torch.zeros(self.max_bin, 1))
-        self.input_scale = nn.Parameter(torch.ones(self.max_bin, 1))
-        self.fc1 = nn.Conv1d(channels * self.max_bin, hidden, 1, bias=False)
+        self.input_mean = nn.Parameter(torch.zeros(self.max_bin))
+        self.input_scale = nn.Parameter(torch.ones(self.max_bin))
+        self.fc1 = nn.Linear(channels * self.max_bin, hidden, bias=False)
         self.bn1 = nn.BatchNorm1d(hidden)
         self.temporal = nn.Sequential(*(_TemporalBlock(hidden, 2**b) for _ in range(stacks) for b in range(blocks)))
-        self.fc2 = nn.Conv1d(2 * hidden, hidden, 1, bias=False)
+        self.fc2 = nn.Linear(2 * hidden, hidden, bias=False)
         self.bn2 = nn.BatchNorm1d(hidden)
-        self.fc3 = nn.Conv1d(hidden, channels * self.bins, 1, bias=False)
+        self.fc3 = nn.Linear(hidden, channels * self.bins, bias=False)
         self.bn3 = nn.BatchNorm1d(channels * self.bins)
-        self.output_bias = nn.Parameter(torch.zeros(self.bins, 1))
+        self.output_bias = nn.Parameter(torch.zeros(self.bins))
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         batch, channels, bins, frames = magnitude.shape
-        x = (torch.log1p(magnitude[:, :, : self.max_bin]) + self.input_mean) * self.input_scale
-        x = torch.tanh(self.bn1(self.fc1(x.reshape(batch, channels * self.max_bin, frames))))
-        x = torch.cat([x, self.temporal(x)], dim=1)
-        x = torch.relu(self.bn2(self.fc2(x)))
-        x = self.bn3(self.fc3(x)).reshape(batch, channels, bins, frames)
-        return torch.sigmoid(x + self.output_bias)
+        x = magnitude[:, :, : self.max_bin].permute(0, 3, 1, 2)  # batch, frames, channels, bins
+        x = (torch.log1p(x) + self.input_mean) * self.input_scale
+        x = torch.tanh(self.bn1(self.fc1(x.reshape(batch * frames, channels * self.max_bin))))
+        trunk = x.reshape(batch, frames, -1).transpose(1, 2)
+        context = self.temporal(trunk).transpose(1, 2).reshape(batch * frames, -1)
+        x = torch.relu(self.bn2(self.fc2(torch.cat([x, context], dim=1))))
+        x = self.bn3(self.fc3(x)).reshape(batch, frames, channels, bins)
+        return torch.sigmoid(x + self.output_bias).permute(0, 2, 3, 1)
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"blstm": BLSTMMask, "unet": UNetMask, "tcn": TCNMask}

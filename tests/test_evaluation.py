@@ -12,7 +12,7 @@ import torch
 from stemcut.evaluation import (evaluate, fold_estimates, global_sdr, museval_available, read_reference_track,
                                 summarise)
 from stemcut.targets import TARGETS
-from stemcut.training.objective import ratio_outputs, reference_stems, scored_mask
+from stemcut.training.objective import masked_magnitude_loss, ratio_outputs, reference_slots, scored_mask, slots
 
 RATE = 22050
 
@@ -142,14 +142,39 @@ def test_training_rule_scores_other_without_a_known_guitar():
     known = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 1]], dtype=torch.bool)
     stems[1, TARGETS.index("guitar")] = 0  # unknown: its content is inside other
     mixture = stems.sum(dim=1)
-    scored = scored_mask(known, list(TARGETS))
-    references = reference_stems(mixture, stems, scored)
+    trained = list(TARGETS)
+    scored = scored_mask(known, trained)
+    references = reference_slots(mixture, stems, scored, trained)
     other, guitar = TARGETS.index("other"), TARGETS.index("guitar")
     torch.testing.assert_close(references[0, other], stems[0, other])  # guitar known: other excludes it
     torch.testing.assert_close(references.sum(dim=1), mixture)
     assert not scored[1, guitar] and scored[0, guitar]
+    # A perfect guitar/other split scores zero loss; on the unknown-guitar example, moving
+    # energy between guitar and other changes nothing (they are scored on their sum).
     magnitude = torch.rand(batch, 2, 33, 9)
-    masks = {t: torch.rand(batch, 2, 33, 9) for t in TARGETS}
-    torch.testing.assert_close(ratio_outputs(masks, magnitude).sum(dim=1), magnitude)
-    without_other = {t: m for t, m in masks.items() if t != "other"}
-    torch.testing.assert_close(ratio_outputs(without_other, magnitude).sum(dim=1), magnitude)
+    truth = torch.rand(batch, 5, 2, 33, 9)
+    truth = truth / truth.sum(dim=1, keepdim=True) * magnitude.unsqueeze(1)
+    masks = {t: truth[:, i] / magnitude for i, t in enumerate(TARGETS)}
+    outputs = ratio_outputs(masks, magnitude)
+    torch.testing.assert_close(outputs.sum(dim=1), magnitude)
+    refs = truth.clone()
+    refs[1, other] += refs[1, guitar]
+    refs[1, guitar] = 0
+    losses = masked_magnitude_loss(outputs, refs, scored, trained)
+    assert max(float(v) for v in losses.values()) < 1e-10
+    swapped = dict(masks)
+    swapped["guitar"] = masks["guitar"].clone()
+    swapped["other"] = masks["other"].clone()
+    swapped["guitar"][1], swapped["other"][1] = masks["other"][1], masks["guitar"][1]
+    losses = masked_magnitude_loss(ratio_outputs(swapped, magnitude), refs, scored, trained)
+    assert float(losses["other"]) < 1e-10 and float(losses["guitar"]) < 1e-10
+
+
+def test_subset_of_targets_gets_a_residual_other():
+    magnitude = torch.rand(2, 2, 17, 5)
+    masks = {"vocals": torch.rand(2, 2, 17, 5)}
+    assert slots(list(masks)) == ["vocals", "other"]
+    outputs = ratio_outputs(masks, magnitude)
+    assert outputs.shape == (2, 2, 2, 17, 5)
+    torch.testing.assert_close(outputs.sum(dim=1), magnitude)
+    torch.testing.assert_close(outputs[:, 0], masks["vocals"] * magnitude, atol=1e-5, rtol=1e-4)

@@ -9,6 +9,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from stemcut.audio import load_audio
+
 from stemcut.training.targets import SAMPLE_RATE
 
 
@@ -45,7 +47,7 @@ def read_audio_file(path: str | Path) -> LoadedAudio:
 
 
 def read_stem_mp4_streams(path: str | Path) -> tuple[list[np.ndarray], int]:
-    """Decode every audio stream of an MP4 (e.g. NI ``.stem.mp4``) with PyAV.
+    """Decode every audio stream of an MP4 (e.g. NI ``.stem.mp4``) with the engine's reader.
 
     Returns one ``[channels, T]`` float32 array per stream, in stream order, and the
     sample rate of the first stream. Streams are cut to the shortest length (AAC
@@ -53,20 +55,9 @@ def read_stem_mp4_streams(path: str | Path) -> tuple[list[np.ndarray], int]:
     """
     import av  # local import: only MP4 reading needs the FFmpeg libraries
 
-    decoded: list[np.ndarray] = []
-    rate = 0
     with av.open(str(path)) as container:
         n_streams = len(container.streams.audio)
-    for index in range(n_streams):
-        with av.open(str(path)) as container:
-            stream = container.streams.audio[index]
-            rate = rate or stream.rate
-            chunks = []
-            for frame in container.decode(stream):
-                array = frame.to_ndarray().astype(np.float32, copy=False)
-                if not frame.format.is_planar:
-                    array = array.reshape(-1, len(frame.layout.channels)).T
-                chunks.append(array)
-            decoded.append(np.concatenate(chunks, axis=1) if chunks else np.zeros((2, 0), np.float32))
+    loaded = [load_audio(path, stream=index) for index in range(n_streams)]
+    decoded = [audio for audio, _ in loaded]
     length = min(a.shape[1] for a in decoded)
-    return [a[:, :length] for a in decoded], rate
+    return [a[:, :length] for a in decoded], loaded[0][1]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-TARGETS: tuple[str, ...] = ("vocals", "drums", "bass", "guitar", "other")
+from stemcut.targets import TARGETS
+
+__all__ = ["TARGETS", "SAMPLE_RATE", "OTHER", "target_index"]
+
 SAMPLE_RATE = 44100
 OTHER = TARGETS.index("other")
 

@@ -4,11 +4,21 @@
     python scripts/bench.py                       # 3 and 60 minute files, shipped models
     python scripts/bench.py --minutes 3 --wiener  # with the Wiener filter
     python scripts/bench.py --model-dir DIR       # another model set
+    python scripts/bench.py --vs --minutes 3 30 --repeat 3 --json r.json --plot docs/performance.png
+                                                  # side by side with Demucs, Open-Unmix, Spleeter
 
 Each run is a fresh `python -m stemcut separate` process (decode to written
 files); the figures are its wall time per second of audio and its peak resident
 memory (ru_maxrss of the child). The input is a generated stereo 44.1 kHz
 16-bit WAV, written block by block, kept in a temporary folder.
+
+With ``--vs`` every repeat runs, on the same file and one after the other,
+stemcut with the Wiener filter off and on, then each peer in its own process
+(scripts/bench_peers.py: htdemucs, umxhq without and with one Wiener iteration,
+Spleeter 2-stem; install them as docs/performance.md says). A peer run is
+stopped, and reported as such, when its resident memory passes ``--cap-gb`` or
+its wall time ``--cap-s``. Ratios stemcut/peer are taken within each repeat,
+then the median over repeats is reported.
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parent
 
 import numpy as np
 import soundfile as sf
@@ -44,39 +56,178 @@ def write_song(path: Path, minutes: float, seed: int = 0) -> Path:
     return path
 
 
-def measure(command: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS in MiB of `command`, from wait4's resource usage."""
+def measure(command: list[str], cap_mib: float | None = None, cap_s: float | None = None) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS in MiB (wait4's ru_maxrss) and '' or why the run was stopped.
+
+    With caps, the child's VmRSS is polled every 0.1 s and the child killed when it
+    passes ``cap_mib`` or runs longer than ``cap_s``."""
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
+    stopped = ""
+    status = usage = None
+    if cap_mib or cap_s:
+        import threading
+
+        stderr_chunks: list[bytes] = []
+        reader = threading.Thread(target=lambda: stderr_chunks.append(child.stderr.read()), daemon=True)
+        reader.start()
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            rss = _rss_mib(child.pid)
+            elapsed = time.perf_counter() - started
+            if cap_mib and rss > cap_mib:
+                stopped = f"stopped at {rss / 1024:.1f} GiB RSS after {elapsed:.0f} s"
+            elif cap_s and elapsed > cap_s:
+                stopped = f"stopped after {elapsed:.0f} s"
+            if stopped:
+                child.kill()
+                _, status, usage = os.wait4(child.pid, 0)
+                break
+            time.sleep(0.1)
+        reader.join(5)
+        stderr = b"".join(stderr_chunks).decode(errors="replace")
+    else:
+        _, status, usage = os.wait4(child.pid, 0)
+        stderr = child.stderr.read().decode(errors="replace") if child.stderr else ""
     wall = time.perf_counter() - started
-    stderr = child.stderr.read().decode(errors="replace") if child.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
+    if not stopped and os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{stderr}")
-    return wall, usage.ru_maxrss / 1024.0
+    return wall, usage.ru_maxrss / 1024.0, stopped
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+# name -> (stems it gives, how it is run)
+PEERS = {"htdemucs": 4, "umxhq": 4, "umxhq-wiener": 4, "spleeter2": 2}
+
+
+def stemcut_command(song: Path, out: Path, args, wiener: bool) -> list[str]:
+    command = [sys.executable, "-m", "stemcut", "separate", str(song), "-o", str(out), "--force",
+               "--threads", str(args.threads), "-q", "--wiener" if wiener else "--no-wiener"]
+    if args.model_dir:
+        command += ["--model-dir", str(args.model_dir)]
+    return command + args.extra
+
+
+def run_vs(args, scratch: Path) -> list[dict]:
+    """Every repeat: stemcut (Wiener off, on), then each peer, on the same file."""
+    results = []
+    systems = ["stemcut", "stemcut-wiener"] + [peer for peer in args.peers]
+    for minutes in args.minutes:
+        song = write_song(scratch / f"song-{minutes:g}min.wav", minutes)
+        seconds = minutes * 60
+        runs: dict[str, list[tuple[float, float, str]]] = {name: [] for name in systems}
+        for repeat in range(args.repeat):
+            for name in systems:
+                out = scratch / "out"
+                if name.startswith("stemcut"):
+                    command = stemcut_command(song, out, args, name == "stemcut-wiener")
+                else:
+                    command = [sys.executable, str(SCRIPTS / "bench_peers.py"), name, str(song), str(out),
+                               str(args.threads)]
+                if name.startswith("stemcut") or not runs[name] or not runs[name][-1][2]:
+                    run = measure(command, args.cap_gb * 1024, args.cap_s)
+                else:
+                    run = runs[name][-1]  # stopped once at this length: not run again
+                runs[name].append(run)
+                wall, rss, stopped = run
+                print(f"{minutes:6g} min  run {repeat + 1}  {name:15s} {wall:8.1f} s  {wall / seconds:.4f} s/s  "
+                      f"RSS {rss:7.0f} MiB  {stopped}", flush=True)
+                for path in out.rglob("*"):
+                    if path.is_file():
+                        path.unlink()
+        for name in systems:
+            stems = 5 if name.startswith("stemcut") else PEERS[name]
+            walls = [run[0] for run in runs[name]]
+            stopped = next((run[2] for run in runs[name] if run[2]), "")
+            wall = statistics.median(walls)
+            entry = {"minutes": minutes, "system": name, "stems": stems, "threads": args.threads,
+                     "runs": len(walls), "wall_s": round(wall, 2), "s_per_audio_s": round(wall / seconds, 4),
+                     "s_per_audio_s_per_stem": round(wall / seconds / stems, 5),
+                     "x_realtime": round(seconds / wall, 1), "peak_rss_mib": round(max(r[1] for r in runs[name]), 1),
+                     "stopped": stopped, "all_wall_s": [round(w, 2) for w in walls]}
+            if not name.startswith("stemcut"):
+                mine = "stemcut-wiener" if name == "umxhq-wiener" else "stemcut"
+                # Same-run ratios of s per audio s (total, and per stem), median over repeats.
+                ratios = [m[0] / p[0] for m, p in zip(runs[mine], runs[name])]
+                entry["vs"] = mine
+                entry["ratio_stemcut_over_peer"] = round(statistics.median(ratios), 3)
+                entry["ratio_per_stem"] = round(statistics.median(ratios) * stems / 5, 3)
+                entry["ratio_rss"] = round(max(r[1] for r in runs[mine]) / entry["peak_rss_mib"], 3)
+                if stopped:
+                    entry["note"] = "peer stopped at the cap: its wall time and RSS are lower bounds"
+            results.append(entry)
+        song.unlink()
+    return results
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lengths = sorted({r["minutes"] for r in results})
+    systems = list(dict.fromkeys(r["system"] for r in results))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=80)
+    width = 0.8 / len(systems)
+    for index, name in enumerate(systems):
+        rows = {r["minutes"]: r for r in results if r["system"] == name}
+        xs = [i + index * width for i in range(len(lengths))]
+        for axis, key in zip(axes, ("s_per_audio_s", "peak_rss_mib")):
+            values = [rows[m][key] if m in rows else 0 for m in lengths]
+            bars = axis.bar(xs, values, width, label=name)
+            for bar, m in zip(bars, lengths):
+                if m in rows and rows[m]["stopped"]:
+                    axis.annotate("capped", (bar.get_x() + width / 2, bar.get_height()), ha="center", fontsize=6,
+                                  rotation=90, va="bottom")
+    for axis, title in zip(axes, ("seconds per audio second (lower is faster)", "peak RSS, MiB")):
+        axis.set_xticks([i + 0.4 - width / 2 for i in range(len(lengths))], [f"{m:g} min" for m in lengths])
+        axis.set_title(title, fontsize=9)
+        axis.set_yscale("log")
+        axis.tick_params(labelsize=8)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, nargs="+", default=[3.0, 60.0], help="lengths of the test files")
+    parser.add_argument("--minutes", type=float, nargs="+", default=None,
+                        help="lengths of the test files [3 60; with --vs 3 30]")
     parser.add_argument("--model-dir", type=Path, default=None, help="model set (default: shipped weights/)")
     parser.add_argument("--wiener", action="store_true", help="turn the Wiener filter on (1 iteration)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1, help="runs per file; the median is reported")
+    parser.add_argument("--vs", action="store_true", help="also run the peers, side by side")
+    parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
+    parser.add_argument("--cap-gb", type=float, default=20.0, help="stop a peer run past this RSS")
+    parser.add_argument("--cap-s", type=float, default=600.0, help="stop a peer run past this wall time")
+    parser.add_argument("--plot", type=Path, help="with --vs: write a PNG of the results here")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `stemcut separate` options")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    if args.minutes is None:
+        args.minutes = [3.0, 30.0] if args.vs else [3.0, 60.0]
 
     results = []
     with tempfile.TemporaryDirectory(prefix="stemcut-bench-") as scratch:
         scratch = Path(scratch)
-        for minutes in args.minutes:
+        if args.vs:
+            results = run_vs(args, scratch)
+        for minutes in ([] if args.vs else args.minutes):
             song = write_song(scratch / f"song-{minutes:g}min.wav", minutes)
-            command = [sys.executable, "-m", "stemcut", "separate", str(song), "-o", str(scratch / "out"),
-                       "--threads", str(args.threads), "-q", "--wiener" if args.wiener else "--no-wiener"]
-            if args.model_dir:
-                command += ["--model-dir", str(args.model_dir)]
-            command += args.extra
+            command = stemcut_command(song, scratch / "out", args, args.wiener)
             runs = [measure(command) for _ in range(args.repeat)]
             wall = statistics.median(run[0] for run in runs)
             rss = max(run[1] for run in runs)
@@ -91,8 +242,17 @@ def main() -> None:
                 if path.is_file():
                     path.unlink()
             song.unlink()
+    if args.vs:
+        print(f"\n{'min':>5} {'system':15s} {'s/s':>8} {'s/s/stem':>9} {'x RT':>6} {'RSS MiB':>8} {'stemcut/peer':>12} "
+              f"{'per stem':>8}  note")
+        for r in results:
+            print(f"{r['minutes']:5g} {r['system']:15s} {r['s_per_audio_s']:8.4f} {r['s_per_audio_s_per_stem']:9.5f} "
+                  f"{r['x_realtime']:6.1f} {r['peak_rss_mib']:8.0f} {r.get('ratio_stemcut_over_peer', ''):>12} "
+                  f"{r.get('ratio_per_stem', ''):>8}  {r['stopped']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if args.plot and args.vs:
+        plot(results, args.plot)
 
 
 if __name__ == "__main__":

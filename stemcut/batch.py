@@ -475,6 +475,48 @@ def remove_empty_folders(job: Job) -> None:
             folder = folder.parent
 
 
+LOCK_NAME = ".stemcut.lock"
+
+
+class OutputLock:
+    """An exclusive lock on ``<output>/.stemcut.lock`` while a batch writes there, so
+    a second stemcut on the same output folder stops (PlanError) instead of clearing
+    the first one's temp files. The lock file stays; the lock itself goes with the
+    process, even on SIGKILL. A no-op where ``fcntl`` does not exist (Windows)."""
+
+    def __init__(self, output_dir: os.PathLike | str):
+        self.output_dir = Path(output_dir)
+        self.path = self.output_dir / LOCK_NAME
+        self._handle = None
+
+    def acquire(self) -> "OutputLock":
+        try:
+            import fcntl
+        except ImportError:
+            return self
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise PlanError(f"another stemcut is writing to {self.output_dir} (it holds {self.path}); "
+                            "wait for it or choose another output folder") from None
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing the file drops the lock
+            self._handle = None
+
+    def __enter__(self) -> "OutputLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 def exit_code(outcomes: list[Outcome], interrupted: bool = False) -> int:
     if interrupted:
         return EXIT_INTERRUPTED

@@ -146,7 +146,8 @@ def separate(
     0 all done or skipped, 1 some failed, 2 usage error, 3 all failed, 130 interrupted."""
     from datetime import datetime, timezone
 
-    from .batch import EXIT_INTERRUPTED, PlanError, build_report, exit_code, plan_jobs, run_jobs, write_report
+    from .batch import (EXIT_INTERRUPTED, OutputLock, PlanError, build_report, exit_code, plan_jobs, run_jobs,
+                        write_report)
     from .reporting import Reporter
 
     started = datetime.now(timezone.utc)
@@ -183,9 +184,19 @@ def separate(
     with _sigterm_as_interrupt():
         outcomes, interrupted, settings = list(plan.refused), False, None
         if separator is not None:
-            with reporter.progress() as progress:
-                result = run_jobs(separator, plan.jobs, spec, stems=chosen, force=force, on_start=progress.start,
-                                  on_progress=progress.advance, on_done=progress.done, fail_fast=fail_fast)
+            try:
+                lock = OutputLock(output).acquire()
+            except PlanError as error:
+                _fail_usage(str(error))
+            except OSError as error:
+                _fail_usage(f"cannot use the output folder {output} ({error.strerror or error})")
+            try:
+                with reporter.progress() as progress:
+                    result = run_jobs(separator, plan.jobs, spec, stems=chosen, force=force,
+                                      on_start=progress.start, on_progress=progress.advance,
+                                      on_done=progress.done, fail_fast=fail_fast)
+            finally:
+                lock.release()
             outcomes += result.outcomes
             interrupted, settings = result.interrupted, result.settings
         if interrupted:

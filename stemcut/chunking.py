@@ -82,9 +82,10 @@ class OverlapAdd:
                 acc = grown
             if weight.shape[0] < acc.shape[-1]:
                 grow_weight(acc.shape[-1])
+            scratch = np.empty(results.shape[1:], dtype=np.float32)
             for index, result in enumerate(results):
                 offset = next_start - emitted + index * hop
-                acc[..., offset:offset + segment] += result * window
+                acc[..., offset:offset + segment] += np.multiply(result, window, out=scratch)
                 weight[offset:offset + segment] += window
                 filled = max(filled, offset + segment)
             next_start += hop * len(segments)

@@ -131,12 +131,20 @@ class Separator:
         pairs = [(c, min(c + 1, channels - 1)) for c in range(0, channels, 2)]
         grouped = np.stack([segments[:, list(pair)] for pair in pairs], axis=1)  # K, G, 2, L
         items = grouped.reshape(-1, 2, length)
-        stems = np.empty((len(self.stems), items.shape[0], 2, length), dtype=np.float32)  # S, K*G, 2, L
+        out = np.empty((count, len(self.stems), channels, length), dtype=np.float32)
 
         def work(start: int, stop: int) -> None:
+            # Each worker writes its items' stems straight into `out` (no batch-sized copies).
             with torch.inference_mode():
-                audio = torch.from_numpy(items[start:stop]).to(self.device)
-                stems[:, start:stop] = self._separate(audio).cpu().numpy()
+                stems = self._separate(torch.from_numpy(items[start:stop]).to(self.device)).cpu().numpy()
+            for position, item in enumerate(range(start, stop)):
+                segment, group = divmod(item, len(pairs))
+                left, right = pairs[group]
+                if left == right:
+                    out[segment, :, left] = stems[:, position].mean(axis=1)
+                else:
+                    out[segment, :, left] = stems[:, position, 0]
+                    out[segment, :, right] = stems[:, position, 1]
 
         step = self.batch_size
         if self.workers > 1 and items.shape[0] > 1:
@@ -148,14 +156,6 @@ class Separator:
         else:
             for span in spans:
                 work(*span)
-        stems = stems.reshape(len(self.stems), count, len(pairs), 2, length)
-        out = np.empty((count, len(self.stems), channels, length), dtype=np.float32)
-        for group, (left, right) in enumerate(pairs):
-            if left == right:
-                out[:, :, left] = stems[:, :, group].mean(axis=2).transpose(1, 0, 2)
-            else:
-                out[:, :, left] = stems[:, :, group, 0].transpose(1, 0, 2)
-                out[:, :, right] = stems[:, :, group, 1].transpose(1, 0, 2)
         return out
 
     def _separate(self, audio: torch.Tensor) -> torch.Tensor:
@@ -247,7 +247,7 @@ class Separator:
             if stems.shape[-1] == 0:
                 return
             mixture = take_mixture(stems.shape[-1])
-            stems = stems.copy()
+            # `stems` is always a fresh array from the chunker or the resampler: add in place.
             stems[other] += mixture - stems.sum(axis=0)
             emitted += stems.shape[-1]
             yield mixture, stems
@@ -310,8 +310,8 @@ class Separator:
                         progress(mixture.shape[1])
 
                 # Encoding runs on its own thread, overlapping the next segments' compute;
-                # at most two blocks wait for it, so memory stays bounded.
-                with _BackgroundWriter(write) as background:
+                # at most one block waits for it, so memory stays bounded.
+                with _BackgroundWriter(write, depth=1) as background:
                     for mixture, stems in self.stream(reader.blocks(READ_BLOCK), info.sample_rate, info.channels):
                         background.put(mixture, stems)
                 if reader.frames_read == 0:
@@ -334,7 +334,7 @@ class _BackgroundWriter:
 
     _STOP = object()
 
-    def __init__(self, write: Callable[..., None], depth: int = 2):
+    def __init__(self, write: Callable[..., None], depth: int = 1):
         import queue
 
         self._write = write

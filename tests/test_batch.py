@@ -331,7 +331,7 @@ def test_exit_codes(tiny_models, tmp_path):
 
 
 def test_json_report(tiny_models, tmp_path):
-    good = song(tmp_path / "in" / "good.wav", seconds=0.5)
+    song(tmp_path / "in" / "good.wav", seconds=0.5)
     bad = tmp_path / "in" / "bad.wav"
     bad.write_bytes(b"")
     out = tmp_path / "out"

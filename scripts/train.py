@@ -401,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         for target in targets:
             model = trainer.models[target].cpu().eval()
-            quality = {"validation_global_sdr_db": round(final[target], 2),
+            score = final[target]
+            quality = {"validation_global_sdr_db": round(score, 2) if math.isfinite(score) else None,
                        "validation_tracks": final[f"{target}_tracks"],
                        "validation_note": f"training-time check, long tracks cropped to {args.val_seconds:.0f} s"}
             save_model(args.export, target, model, args.arch, params, SAMPLE_RATE, args.n_fft, args.hop,

@@ -243,6 +243,68 @@ def _load_separator(model_dir, device, wiener, wiener_iterations, segment, overl
         _fail_usage(str(error))
 
 
+@app.command("eval")
+def evaluate_command(
+    reference_dir: Path = typer.Argument(..., help="Folder of tracks: REFERENCE_DIR/<track>/<stem>.wav|flac|ogg.",
+                                         show_default=False),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", rich_help_panel=MODEL,
+                                             help="Model set to score \\[default: shipped weights/]."),
+    oracle: bool = typer.Option(False, "--oracle", rich_help_panel=MODEL,
+                                help="Score the ideal ratio mask (the ceiling) instead of the models."),
+    museval: Optional[bool] = typer.Option(None, "--museval/--no-museval", rich_help_panel=OUTPUT,
+                                           help="Also BSSEval v4 SDR (slow) \\[default: on if museval is installed]."),
+    tracks: Optional[str] = typer.Option(None, "--tracks", rich_help_panel=OUTPUT,
+                                         help="Comma-separated track folder names \\[default: all]."),
+    json_path: Optional[str] = typer.Option(None, "--json", rich_help_panel=OUTPUT, metavar="PATH",
+                                            help="Write the full report (per track too) to PATH ('-': stdout)."),
+    segment: float = typer.Option(10.0, "--segment", rich_help_panel=PROCESSING, help="As for separate."),
+    overlap: float = typer.Option(0.1, "--overlap", rich_help_panel=PROCESSING, help="As for separate."),
+    wiener: bool = typer.Option(False, "--wiener/--no-wiener", rich_help_panel=PROCESSING, help="As for separate."),
+    wiener_iterations: int = typer.Option(1, "--wiener-iterations", rich_help_panel=PROCESSING,
+                                          help="As for separate."),
+    device: str = typer.Option("auto", "--device", rich_help_panel=DEVICE, help="auto, cpu, cuda or cuda:N."),
+    threads: Optional[int] = typer.Option(None, "--threads", rich_help_panel=DEVICE, help="CPU threads."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", rich_help_panel=MESSAGES, help="No per-track lines."),
+) -> None:
+    """Score a model set on reference multitracks: SDR per target, as a table and JSON.
+
+    Guitar is folded into other on tracks whose reference has no guitar stem."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .evaluation import evaluate, museval_available
+
+    if museval and not museval_available():
+        _fail_usage("museval is not installed: pip install 'stemcut[eval]' (or run with --no-museval)")
+    use_museval = museval_available() if museval is None else museval
+    separator = None if oracle else _load_separator(model_dir, device, wiener, wiener_iterations, segment, overlap,
+                                                    1, threads)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def show(track: str, score) -> None:
+        if not quiet:
+            values = "  ".join(f"{t} {v:.2f}" for t, v in score.global_sdr.items())
+            errors.print(f"{track}: global SDR {values}")
+
+    try:
+        report = evaluate(reference_dir, separator, oracle=oracle, museval=use_museval,
+                          tracks=[t.strip() for t in tracks.split(",")] if tracks else None, progress=show)
+    except (FileNotFoundError, ValueError) as error:
+        _fail_usage(str(error))
+    if json_path == "-":
+        typer.echo(report.to_json())
+    else:
+        if json_path:
+            Path(json_path).write_text(report.to_json() + "\n")
+        header, *rows = report.table_rows()
+        table = Table(title=f"{report.method}: {reference_dir} ({len(report.tracks)} tracks)")
+        for column in header:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+
+
 @app.command()
 def models(
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Model set folder \\[default: shipped weights/]."),

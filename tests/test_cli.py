@@ -103,3 +103,30 @@ def test_all_failed_and_usage_errors(tiny_models, tmp_path):
     assert bad_format.exit_code == 2
     no_models = runner.invoke(app, ["separate", str(bad), "--model-dir", str(tmp_path / "none")])
     assert no_models.exit_code == 2 and "no model manifest" in no_models.stderr
+
+
+def _reference_folder(root, with_guitar: bool):
+    stems = ["vocals", "drums", "bass", "other"] + (["guitar"] if with_guitar else [])
+    for index, stem in enumerate(stems):
+        save_audio(root / "track" / f"{stem}.wav", sine_mixture(1.0, 44100, 2, seed=index) * 0.3, 44100)
+    return root
+
+
+def test_eval_table_json_and_guitar_folding(tiny_models, tmp_path):
+    import json
+
+    reference = _reference_folder(tmp_path / "ref", with_guitar=False)
+    result = runner.invoke(app, ["eval", str(reference), "--model-dir", str(tiny_models), "--no-museval",
+                                 "--json", "-", "-q"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["method"] == "model"
+    assert set(report["global_sdr"]) == {"vocals", "drums", "bass", "other"}  # guitar has no reference
+    assert report["tracks"][0]["folded_into_other"] == ["guitar"]
+    oracle = runner.invoke(app, ["eval", str(reference), "--oracle", "--no-museval", "-q"], env={"COLUMNS": "200"})
+    assert oracle.exit_code == 0 and "oracle" in oracle.stdout and "vocals" in oracle.stdout
+
+
+def test_eval_missing_reference_is_a_usage_error(tmp_path):
+    result = runner.invoke(app, ["eval", str(tmp_path / "none"), "--oracle", "--no-museval"])
+    assert result.exit_code == 2

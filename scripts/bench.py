@@ -162,6 +162,8 @@ def run_vs(args, scratch: Path) -> list[dict]:
                 mine = "stemcut-wiener" if name == "umxhq-wiener" else "stemcut"
                 # Same-run ratios of s per audio s (total, and per stem), median over repeats.
                 ratios = [m[0] / p[0] for m, p in zip(runs[mine], runs[name])]
+                if stopped:  # the peer ran (and was stopped) in the first repeat only
+                    ratios = ratios[:1]
                 entry["vs"] = mine
                 entry["ratio_stemcut_over_peer"] = round(statistics.median(ratios), 3)
                 entry["ratio_per_stem"] = round(statistics.median(ratios) * stems / 5, 3)

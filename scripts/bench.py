@@ -189,12 +189,23 @@ def plot(results: list[dict], path: Path) -> None:
         rows = {r["minutes"]: r for r in results if r["system"] == name}
         xs = [i + index * width for i in range(len(lengths))]
         for axis, key in zip(axes, ("s_per_audio_s", "peak_rss_mib")):
-            values = [rows[m][key] if m in rows else 0 for m in lengths]
-            bars = axis.bar(xs, values, width, label=name)
+            # A run stopped at the time cap gives a lower bound (bar marked ≥); one stopped at the
+            # memory cap did not get far enough for any speed figure (no bar, a note).
+            def shown(m):
+                row = rows.get(m)
+                if row is None or (key == "s_per_audio_s" and "RSS" in row["stopped"]):
+                    return 0
+                return row[key]
+
+            bars = axis.bar(xs, [shown(m) for m in lengths], width, label=name, color=f"C{index}")
             for bar, m in zip(bars, lengths):
                 if m in rows and rows[m]["stopped"]:
-                    axis.annotate("capped", (bar.get_x() + width / 2, bar.get_height()), ha="center", fontsize=6,
-                                  rotation=90, va="bottom")
+                    if bar.get_height():
+                        axis.annotate("≥ (stopped)", (bar.get_x() + width / 2, bar.get_height()), ha="center",
+                                      fontsize=6, rotation=90, va="bottom")
+                    else:
+                        axis.annotate("over memory cap", (bar.get_x() + width / 2, 0.02), ha="center", fontsize=6,
+                                      rotation=90, va="bottom", xycoords=("data", "axes fraction"))
     for axis, title in zip(axes, ("seconds per audio second (lower is faster)", "peak RSS, MiB")):
         axis.set_xticks([i + 0.4 - width / 2 for i in range(len(lengths))], [f"{m:g} min" for m in lengths])
         axis.set_title(title, fontsize=9)

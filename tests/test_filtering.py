@@ -1,0 +1,53 @@
+"""The post-filters: ratio shares, the fast iSTFT and the torch Wiener filter against norbert."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stemcut.filtering import _wiener_norbert, apply_mask, istft, ratio_mask, ratio_shares, wiener
+
+
+def random_case(seed: int = 0, stems: int = 5, channels: int = 2, bins: int = 65, frames: int = 40):
+    generator = torch.Generator().manual_seed(seed)
+    mixture = torch.complex(torch.randn(1, channels, bins, frames, generator=generator),
+                            torch.randn(1, channels, bins, frames, generator=generator))
+    estimates = torch.rand(stems, 1, channels, bins, frames, generator=generator) * mixture.abs()
+    return estimates, mixture
+
+
+def test_ratio_shares_sum_to_one_and_masks_sum_to_mixture():
+    estimates, mixture = random_case()
+    estimates[:, :, :, 0] = 0.0  # bins with no estimate at all still share the mixture
+    stems = ratio_mask(estimates.clone(), mixture)
+    assert torch.allclose(stems.sum(dim=0), mixture, atol=1e-5)
+    shares = ratio_shares(estimates.clone())
+    assert torch.allclose(shares.sum(dim=0), torch.ones_like(shares[0]), atol=1e-6)
+    assert torch.allclose(apply_mask(shares[0], mixture), shares[0] * mixture, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_fft,hop,length", [(512, 128, 4000), (4096, 1024, 44100), (400, 160, 1601)])
+def test_fast_istft_matches_torch(n_fft, hop, length):
+    audio = torch.randn(3, length)
+    window = torch.hann_window(n_fft)
+    spec = torch.stft(audio, n_fft, hop, window=window, center=True, return_complex=True)
+    expected = torch.istft(spec, n_fft, hop, window=window, center=True, length=length)
+    assert torch.allclose(istft(spec, n_fft, hop, window, length), expected, atol=1e-5)
+    assert torch.allclose(istft(spec.transpose(-1, -2), n_fft, hop, window, length, frames_major=True), expected,
+                          atol=1e-5)
+
+
+@pytest.mark.parametrize("iterations", [0, 1, 2])
+def test_torch_wiener_agrees_with_norbert(iterations):
+    estimates, mixture = random_case(seed=iterations)
+    ours = wiener(estimates, mixture, iterations)
+    reference = _wiener_norbert(estimates, mixture, iterations)
+    assert ours.shape == reference.shape == (5,) + mixture.shape
+    relative = (ours - reference).abs().max() / reference.abs().max()
+    assert relative < 5e-3
+
+
+def test_wiener_with_more_channels_uses_norbert():
+    estimates, mixture = random_case(channels=3, bins=17, frames=9)
+    assert torch.equal(wiener(estimates, mixture, 1), _wiener_norbert(estimates, mixture, 1))

@@ -40,6 +40,9 @@ def main() -> int:
             "oracle_museval_sdr_db": _round(oracle["museval_sdr"].get(target)),
             "commands": [model_results["command"], json.loads(oracle_json.read_text())["command"]],
         }
+        museval, overall = quality["held_out"]["museval_sdr_db"], quality["held_out"]["global_sdr_db"]
+        # What `stemcut models` shows: the held-out museval median, else the global SDR.
+        quality["sdr"] = museval if museval is not None else overall
         entry["quality"] = quality
     _write_json(model_dir / MANIFEST_NAME, manifest)
     print(f"recorded held-out scores for {', '.join(manifest['models'])} in {model_dir / MANIFEST_NAME}")

@@ -387,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         sources = sorted({p.name for p in pools if p.weight > 0})
         training = {
             "command": command,
+            "parameters": f"{count / 1e6:.2f} M",
             "steps": step,
             "minutes": round(spent, 1),
             "batch": f"{args.batch} x {args.segment} s stereo excerpts, remixed on the fly",

@@ -12,13 +12,14 @@ removes it. A finished name therefore only ever holds a finished file.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import soundfile as sf
+
+from .atomic import partial_file
 
 # Containers libsndfile reads itself; everything else goes through FFmpeg (PyAV).
 SOUNDFILE_EXTENSIONS = {
@@ -310,10 +311,7 @@ class AudioWriter:
         self.spec = spec
         self.frames_written = 0
         self.clipped_samples = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
-        os.close(handle)
-        self.temp_path = Path(temp)
+        self.temp_path = partial_file(self.path)
         try:
             self._file = sf.SoundFile(str(self.temp_path), "w", samplerate=sample_rate, channels=channels,
                                       **spec.soundfile_args(frames_hint, channels))

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import string
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator, Union
 
 from . import __version__
+from .atomic import write_json
 from .audio import AUDIO_EXTENSIONS, AudioError, AudioInfo, OutputSpec, track_name
 from .nistems import StemsSpec
 
@@ -345,22 +345,7 @@ def write_record(job: Job, settings: dict, outcome: Outcome, identity: dict) -> 
         "duration": outcome.duration,
         "finished": _now(),
     }
-    _write_json_atomic(job.record, record)
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2, ensure_ascii=False)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_json(job.record, record)
 
 
 def remove_stale_partials(job: Job) -> list[Path]:
@@ -565,7 +550,7 @@ def write_report(report: dict, destination: str) -> None:
         sys.stdout.write("\n")
         sys.stdout.flush()
         return
-    _write_json_atomic(Path(destination), report)
+    write_json(Path(destination), report)
 
 
 def _now() -> str:

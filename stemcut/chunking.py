@@ -72,7 +72,7 @@ class OverlapAdd:
         total = 0
 
         def run(segments: list[np.ndarray]) -> Iterator[np.ndarray]:
-            nonlocal acc, filled, emitted, next_start
+            nonlocal acc, filled, next_start
             results = process(np.stack(segments))
             needed = next_start - emitted + hop * (len(segments) - 1) + segment
             if acc is None or acc.shape[:2] != results.shape[1:3] or acc.shape[-1] < needed:

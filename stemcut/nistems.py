@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .atomic import partial_file
 from .audio import PYAV_HINT, AudioError, AudioReader
 from .targets import TARGETS
 
@@ -140,10 +140,7 @@ class StemFileWriter:
         self.in_rate = sample_rate
         self.rate = sample_rate if sample_rate in NATIVE_RATES else FALLBACK_RATE
         self.clipped_samples = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
-        os.close(handle)
-        self.temp_path = Path(temp)
+        self.temp_path = partial_file(self.path)
         self._container = None
         try:
             self._container = av.open(str(self.temp_path), "w", format="mp4")

@@ -12,10 +12,10 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .atomic import write_json
 from .targets import TARGETS
 
 MANIFEST_NAME = "manifest.json"
@@ -156,16 +156,8 @@ def save_model(model_dir: os.PathLike | str, target: str, model, arch: str, para
         "training": training or {},
         "quality": quality or {},
     }
-    _write_json(manifest_path, manifest)
+    write_json(manifest_path, manifest)
     return path
-
-
-def _write_json(path: Path, data: dict) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as out:
-        json.dump(data, out, indent=2)
-        out.write("\n")
-    os.replace(temp, path)
 
 
 def write_untrained_set(model_dir: os.PathLike | str, arch: str = "unet", params: dict | None = None,

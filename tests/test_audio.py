@@ -149,3 +149,15 @@ def test_output_spec_validation():
 def test_track_names():
     assert track_name("a/b/My Song.mp3") == "My Song"
     assert track_name("set.stem.mp4") == "set"
+
+
+def test_outputs_get_normal_file_permissions(tmp_path):
+    """Temporary files are made owner-only by mkstemp; finished outputs follow the umask."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = save_audio(tmp_path / "x.wav", sine_mixture(0.1, 8000, 1), 8000)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

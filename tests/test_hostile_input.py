@@ -150,14 +150,14 @@ def test_unreadable_file(separator, tmp_path, monkeypatch):
 
 def test_read_only_output_folder(separator, tmp_path, monkeypatch):
     """Creating the temp output fails with EACCES (simulated: root ignores permissions)."""
-    import stemcut.audio
+    import stemcut.atomic
 
     song = save_audio(tmp_path / "song.wav", sine_mixture(0.3, 44100, 2), 44100)
 
     def refuse(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", kwargs.get("dir"))
 
-    monkeypatch.setattr(stemcut.audio.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(stemcut.atomic.tempfile, "mkstemp", refuse)
     _, outcomes = run(separator, [song], tmp_path / "out")
     assert outcomes[0].status == "failed" and outcomes[0].reason.startswith("Permission denied")
     assert not list((tmp_path / "out").rglob("*.wav"))

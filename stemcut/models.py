@@ -54,11 +54,13 @@ class STFT(nn.Module):
         return audio.reshape(*lead, length)
 
 
-class BLSTMMask(nn.Module):
-    """Open-Unmix-style mask network: dense -> BLSTM (with skip) -> dense -> sigmoid."""
+class _FrameMaskNet(nn.Module):
+    """What the ``blstm`` and ``tcn`` families share: each frame's log-magnitude
+    spectrum (below ``max_bin``) is squeezed by a dense layer, a temporal core
+    (the subclass's) adds context over time, and dense layers expand the frame
+    and its context back to a mask over all bins."""
 
-    def __init__(self, n_fft: int = 4096, max_bin: int = 1487, channels: int = 2,
-                 hidden: int = 256, layers: int = 3):
+    def __init__(self, n_fft: int, max_bin: int, channels: int, hidden: int):
         super().__init__()
         self.bins = n_fft // 2 + 1
         self.max_bin = min(max_bin, self.bins)
@@ -67,27 +69,39 @@ class BLSTMMask(nn.Module):
         self.input_scale = nn.Parameter(torch.ones(self.max_bin))
         self.fc1 = nn.Linear(channels * self.max_bin, hidden, bias=False)
         self.bn1 = nn.BatchNorm1d(hidden)
-        self.lstm = nn.LSTM(hidden, hidden // 2, num_layers=layers, bidirectional=True,
-                            batch_first=False, dropout=0.3 if layers > 1 else 0.0)
         self.fc2 = nn.Linear(2 * hidden, hidden, bias=False)
         self.bn2 = nn.BatchNorm1d(hidden)
         self.fc3 = nn.Linear(hidden, channels * self.bins, bias=False)
         self.bn3 = nn.BatchNorm1d(channels * self.bins)
         self.output_bias = nn.Parameter(torch.zeros(self.bins))
 
+    def _encode(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """(..., channels, bins) frames -> (frames, hidden) features, frames in leading order."""
+        x = (torch.log1p(magnitude[..., : self.max_bin]) + self.input_mean) * self.input_scale
+        return torch.tanh(self.bn1(self.fc1(x.reshape(-1, self.channels * self.max_bin))))
+
+    def _decode(self, features: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """(frames, hidden) features and context -> (frames, channels, bins) mask."""
+        x = torch.relu(self.bn2(self.fc2(torch.cat([features, context], dim=-1))))
+        x = self.bn3(self.fc3(x)).reshape(-1, self.channels, self.bins)
+        return torch.sigmoid(x + self.output_bias)
+
+
+class BLSTMMask(_FrameMaskNet):
+    """Open-Unmix-style mask network: dense -> BLSTM (with skip) -> dense -> sigmoid."""
+
+    def __init__(self, n_fft: int = 4096, max_bin: int = 1487, channels: int = 2,
+                 hidden: int = 256, layers: int = 3):
+        super().__init__(n_fft, max_bin, channels, hidden)
+        self.lstm = nn.LSTM(hidden, hidden // 2, num_layers=layers, bidirectional=True,
+                            batch_first=False, dropout=0.3 if layers > 1 else 0.0)
+
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         batch, channels, bins, frames = magnitude.shape
-        x = magnitude[:, :, : self.max_bin].permute(3, 0, 1, 2)  # frames, batch, channels, bins
-        x = torch.log1p(x) + self.input_mean
-        x = x * self.input_scale
-        x = self.fc1(x.reshape(frames * batch, channels * self.max_bin))
-        x = torch.tanh(self.bn1(x)).reshape(frames, batch, -1)
-        recurrent, _ = self.lstm(x)
-        x = torch.cat([x, recurrent], dim=-1).reshape(frames * batch, -1)
-        x = torch.relu(self.bn2(self.fc2(x)))
-        x = self.bn3(self.fc3(x)).reshape(frames, batch, channels, bins)
-        mask = torch.sigmoid(x + self.output_bias)
-        return mask.permute(1, 2, 3, 0)
+        features = self._encode(magnitude.permute(3, 0, 1, 2))  # frames * batch, hidden
+        recurrent, _ = self.lstm(features.reshape(frames, batch, -1))
+        mask = self._decode(features, recurrent.reshape(frames * batch, -1))
+        return mask.reshape(frames, batch, channels, bins).permute(1, 2, 3, 0)
 
 
 class _ConvBlock(nn.Sequential):
@@ -159,7 +173,7 @@ class _TemporalBlock(nn.Module):
         return x + torch.relu(self.norm(self.pointwise(self.depthwise(x))))
 
 
-class TCNMask(nn.Module):
+class TCNMask(_FrameMaskNet):
     """Dense frequency compression -> dilated temporal convolutions (with skip) -> dense -> sigmoid.
 
     The receptive field is ``1 + 2 * sum(dilations)`` frames (``blocks`` blocks of
@@ -170,31 +184,16 @@ class TCNMask(nn.Module):
 
     def __init__(self, n_fft: int = 4096, max_bin: int = 1487, channels: int = 2,
                  hidden: int = 256, blocks: int = 5, stacks: int = 1):
-        super().__init__()
-        self.bins = n_fft // 2 + 1
-        self.max_bin = min(max_bin, self.bins)
-        self.channels = channels
-        self.input_mean = nn.Parameter(torch.zeros(self.max_bin))
-        self.input_scale = nn.Parameter(torch.ones(self.max_bin))
-        self.fc1 = nn.Linear(channels * self.max_bin, hidden, bias=False)
-        self.bn1 = nn.BatchNorm1d(hidden)
+        super().__init__(n_fft, max_bin, channels, hidden)
         self.temporal = nn.Sequential(*(_TemporalBlock(hidden, 2**b) for _ in range(stacks) for b in range(blocks)))
-        self.fc2 = nn.Linear(2 * hidden, hidden, bias=False)
-        self.bn2 = nn.BatchNorm1d(hidden)
-        self.fc3 = nn.Linear(hidden, channels * self.bins, bias=False)
-        self.bn3 = nn.BatchNorm1d(channels * self.bins)
-        self.output_bias = nn.Parameter(torch.zeros(self.bins))
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         batch, channels, bins, frames = magnitude.shape
-        x = magnitude[:, :, : self.max_bin].permute(0, 3, 1, 2)  # batch, frames, channels, bins
-        x = (torch.log1p(x) + self.input_mean) * self.input_scale
-        x = torch.tanh(self.bn1(self.fc1(x.reshape(batch * frames, channels * self.max_bin))))
-        trunk = x.reshape(batch, frames, -1).transpose(1, 2)
+        features = self._encode(magnitude.permute(0, 3, 1, 2))  # batch * frames, hidden
+        trunk = features.reshape(batch, frames, -1).transpose(1, 2)
         context = self.temporal(trunk).transpose(1, 2).reshape(batch * frames, -1)
-        x = torch.relu(self.bn2(self.fc2(torch.cat([x, context], dim=1))))
-        x = self.bn3(self.fc3(x)).reshape(batch, frames, channels, bins)
-        return torch.sigmoid(x + self.output_bias).permute(0, 2, 3, 1)
+        mask = self._decode(features, context)
+        return mask.reshape(batch, frames, channels, bins).permute(0, 2, 3, 1)
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"blstm": BLSTMMask, "unet": UNetMask, "tcn": TCNMask}

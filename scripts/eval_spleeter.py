@@ -15,7 +15,6 @@ Only ``vocals`` is comparable (its second stem is the whole accompaniment).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -29,6 +28,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_peers import spleeter_estimator  # noqa: E402
 from evaluate_split import run  # noqa: E402
+from stemcut.atomic import write_json  # noqa: E402
 from stemcut.training.split import DEFAULT_SPLIT, load_split  # noqa: E402
 
 RATE = 44100
@@ -72,8 +72,7 @@ def main() -> int:
     results = {"command": " ".join(["python", *sys.argv]),
                "spleeter-2stem": run("spleeter", SpleeterVocals(), args, load_split(args.split))}
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
+        write_json(args.json, results)
     return 0
 
 

@@ -14,7 +14,6 @@ MIR-1K clips).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stemcut.evaluation import EvalReport, evaluate, summarise  # noqa: E402
+from stemcut.atomic import write_json  # noqa: E402
 from stemcut.training.split import DEFAULT_SPLIT, load_split  # noqa: E402
 
 
@@ -81,8 +81,7 @@ def main() -> int:
     if args.oracle:
         results["oracle"] = run("oracle", None, args, split)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
+        write_json(args.json, results)
     return 0
 
 

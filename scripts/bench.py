@@ -133,8 +133,8 @@ def run_vs(args, scratch: Path) -> list[dict]:
                 if name.startswith("stemcut"):
                     command = stemcut_command(song, out, args, name == "stemcut-wiener")
                 else:
-                    command = [sys.executable, str(SCRIPTS / "bench_peers.py"), name, str(song), str(out),
-                               str(args.threads)]
+                    command = [sys.executable, str(SCRIPTS / "bench_peers.py"), "run", name, str(song), str(out),
+                               "--threads", str(args.threads)]
                 if name.startswith("stemcut"):
                     run = measure(command)  # never capped: stemcut's own figures must be complete
                 elif not runs[name] or not runs[name][-1][2]:

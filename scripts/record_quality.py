@@ -10,21 +10,21 @@ them. Weights files are not touched (their sha256 stays valid).
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from stemcut.weights import MANIFEST_NAME, _write_json, read_manifest  # noqa: E402
+from stemcut.atomic import write_json
+from stemcut.weights import MANIFEST_NAME, read_manifest
 
 
-def main() -> int:
-    if len(sys.argv) != 4:
-        print(__doc__, file=sys.stderr)
-        return 2
-    model_dir, model_json, oracle_json = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir", type=Path, help="the model set whose manifest gets the scores")
+    parser.add_argument("model_json", type=Path, help="evaluate_split.py --model-dir ... --json output")
+    parser.add_argument("oracle_json", type=Path, help="evaluate_split.py --oracle --json output")
+    args = parser.parse_args(argv)
+    model_dir, model_json, oracle_json = args.model_dir, args.model_json, args.oracle_json
     model_results = json.loads(model_json.read_text())
     model = model_results["model"]["overall"]
     oracle = json.loads(oracle_json.read_text())["oracle"]["overall"]
@@ -44,7 +44,7 @@ def main() -> int:
         # What `stemcut models` shows: the held-out museval median, else the global SDR.
         quality["sdr"] = museval if museval is not None else overall
         entry["quality"] = quality
-    _write_json(model_dir / MANIFEST_NAME, manifest)
+    write_json(model_dir / MANIFEST_NAME, manifest)
     print(f"recorded held-out scores for {', '.join(manifest['models'])} in {model_dir / MANIFEST_NAME}")
     return 0
 

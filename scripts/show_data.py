@@ -17,10 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from stemcut.training.sources import read_stem_folder  # noqa: E402
-from stemcut.training.targets import SAMPLE_RATE, TARGETS  # noqa: E402
+from stemcut.training.sources import read_stem_folder
+from stemcut.training.targets import SAMPLE_RATE, TARGETS
 
 
 def log_spectrogram(audio: np.ndarray, n_fft: int = 2048, hop: int = 2048) -> np.ndarray:

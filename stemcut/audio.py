@@ -196,41 +196,30 @@ class _PyAVDecoder:
 
     def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
         av = self._av
-        pending: list[np.ndarray] = []
-        pending_frames = 0
-        channels = self.info.channels
+        # FFmpeg's own converter and FIFO: any sample format to float planar, any
+        # frame size to blocks of exactly `block_frames` (the last one shorter).
+        to_float = av.AudioResampler(format="fltp")
+        fifo = av.AudioFifo()
+
+        def push(frames) -> None:
+            for converted in frames:
+                converted.pts = None  # the FIFO only counts samples
+                fifo.write(converted)
+
         try:
             for frame in self._container.decode(self._stream):
-                data = frame.to_ndarray()
-                if frame.format.is_planar:
-                    data = data.reshape(channels, -1)
-                else:
-                    data = data.reshape(-1, channels).T
-                data = _to_float32(data)
-                pending.append(data)
-                pending_frames += data.shape[1]
-                while pending_frames >= block_frames:
-                    joined = np.concatenate(pending, axis=1)
-                    yield np.ascontiguousarray(joined[:, :block_frames])
-                    rest = joined[:, block_frames:]
-                    pending, pending_frames = [rest], rest.shape[1]
+                push(to_float.resample(frame))
+                while (block := fifo.read(block_frames)) is not None:
+                    yield block.to_ndarray()
+            push(to_float.resample(None))
         except av.FFmpegError as error:
             raise AudioError(self.info.path, f"decoding failed mid-file ({_first_line(error)})") from None
-        if pending_frames:
-            yield np.ascontiguousarray(np.concatenate(pending, axis=1))
+        rest = fifo.read()
+        if rest is not None and rest.samples:
+            yield rest.to_ndarray()
 
     def close(self) -> None:
         self._container.close()
-
-
-def _to_float32(data: np.ndarray) -> np.ndarray:
-    if data.dtype.kind == "f":
-        return data.astype(np.float32, copy=False)
-    if data.dtype.kind == "i":
-        return (data.astype(np.float32) / float(2 ** (8 * data.dtype.itemsize - 1))).astype(np.float32)
-    if data.dtype == np.uint8:
-        return (data.astype(np.float32) - 128.0) / 128.0
-    raise ValueError(f"unsupported sample type {data.dtype}")
 
 
 def _first_line(error: Exception) -> str:
@@ -280,6 +269,16 @@ class OutputSpec:
     @property
     def extension(self) -> str:
         return self.format
+
+    single_file = False  # one file per stem (NI stem files hold them all in one)
+
+    def describe(self) -> dict:
+        """The settings that change the files' content (for resume fingerprints)."""
+        return {"format": self.format, "bit_depth": self.bit_depth, "bitrate": self.bitrate, "quality": self.quality}
+
+    def sink(self, outputs: dict[str, os.PathLike | str]) -> "StemFilesSink":
+        """Where a track's outputs ({output name: file}) are written."""
+        return StemFilesSink(outputs, self)
 
     @property
     def clips(self) -> bool:
@@ -350,6 +349,35 @@ class AudioWriter:
         except Exception:  # the file is being thrown away; a close error changes nothing
             pass
         self.temp_path.unlink(missing_ok=True)
+
+
+class StemFilesSink:
+    """One audio file per output ({name: path}), each via its own :class:`AudioWriter`."""
+
+    def __init__(self, outputs: dict[str, os.PathLike | str], spec: OutputSpec):
+        self.paths = {name: Path(path) for name, path in outputs.items()}
+        self.spec = spec
+        self.sources = [(name,) for name in self.paths]
+        self._writers: list[AudioWriter] = []
+
+    @property
+    def clipped_samples(self) -> int:
+        return sum(writer.clipped_samples for writer in self._writers)
+
+    def open(self, sample_rate: int, channels: int, frames_hint: int) -> None:
+        for path in self.paths.values():
+            self._writers.append(AudioWriter(path, sample_rate, channels, self.spec, frames_hint=frames_hint))
+
+    def write(self, blocks: list[np.ndarray]) -> None:
+        for writer, block in zip(self._writers, blocks):
+            writer.write(block)
+
+    def commit(self) -> dict[str, Path]:
+        return {name: writer.commit() for name, writer in zip(self.paths, self._writers)}
+
+    def abort(self) -> None:
+        for writer in self._writers:
+            writer.abort()
 
 
 def save_audio(path: os.PathLike | str, audio: np.ndarray, sample_rate: int,

@@ -26,9 +26,11 @@ from typing import Callable, Iterable, Iterator, Union
 from . import __version__
 from .atomic import write_json
 from .audio import AUDIO_EXTENSIONS, AudioError, AudioInfo, OutputSpec, track_name
+from .jobs import separate_file
 from .nistems import StemsSpec
+from .settings import SeparationSettings
 
-Spec = Union[OutputSpec, StemsSpec]
+Spec = Union[OutputSpec, StemsSpec]  # each makes its own sink: spec.sink(outputs)
 
 # Exit codes (documented in docs/batch.md).
 EXIT_OK = 0             # every file done (or skipped as already done)
@@ -40,8 +42,8 @@ EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM
 DEFAULT_TEMPLATE = "{dir}/{track}/{stem}.{ext}"
 STEM_FILE_TEMPLATE = "{dir}/{track}.{ext}"
 TEMPLATE_FIELDS = ("dir", "track", "stem", "ext")
-RECORD_VERSION = 1
-REPORT_VERSION = 1
+RECORD_VERSION = 2  # 2: settings in their own units (segment in seconds)
+REPORT_VERSION = 2  # 2: settings in their own units, run_settings
 STATUSES = ("done", "skipped", "failed", "not_run")
 
 
@@ -217,7 +219,7 @@ def plan_jobs(inputs: Iterable[os.PathLike | str], output_dir: os.PathLike | str
     inputs whose outputs (or resume records) would be the same file raise
     PlanError naming both: nothing runs until the template or inputs change."""
     output_dir = Path(output_dir)
-    stem_file = spec.extension == "stem.mp4"
+    stem_file = spec.single_file
     layout = OutputTemplate(template or (STEM_FILE_TEMPLATE if stem_file else DEFAULT_TEMPLATE))
     names = ["stem.mp4"] if stem_file else list(stems)
     if len(names) > 1 and "stem" not in layout.fields:
@@ -272,17 +274,16 @@ def plan_jobs(inputs: Iterable[os.PathLike | str], output_dir: os.PathLike | str
 
 # -- resume records -------------------------------------------------------------------------
 
-def settings_fingerprint_data(separator, spec, stems: list[str]) -> dict:
-    """Everything besides the input that decides what a track's outputs contain."""
-    describe = spec.describe() if hasattr(spec, "describe") else {
-        "format": spec.format, "bit_depth": spec.bit_depth, "bitrate": spec.bitrate, "quality": spec.quality}
+def fingerprint_settings(models: dict[str, str], settings: SeparationSettings, spec: Spec,
+                         stems: list[str]) -> dict:
+    """Everything besides the input that decides what a track's outputs contain:
+    the models' checksums, the settings that change the stems (in their own units),
+    the output encoding and the stems asked for."""
     return {
-        "models": {model.target: model.sha256 for model in separator.specs},
-        "separation": {"sample_rate": separator.sample_rate, "segment": separator.segment,
-                       "overlap": separator.overlap, "wiener": separator.use_wiener,
-                       "wiener_iterations": separator.wiener_iterations if separator.use_wiener else 0},
-        "output": describe,
-        "stems": list(stems) if spec.extension != "stem.mp4" else [],
+        "models": dict(models),
+        "separation": settings.fingerprint(),
+        "output": spec.describe(),
+        "stems": [] if spec.single_file else list(stems),
     }
 
 
@@ -379,7 +380,7 @@ def run_jobs(separator, jobs: list[Job], spec: Spec, *, stems: list[str] | None 
     with ``fail_fast``); on KeyboardInterrupt the file in progress is discarded and
     the result says ``interrupted``. Files never started are 'not_run'."""
     stems = list(stems if stems is not None else next(iter(jobs)).outputs) if jobs else []
-    settings = settings_fingerprint_data(separator, spec, stems)
+    settings = fingerprint_settings(separator.model_ids, separator.settings, spec, stems)
     outcomes: list[Outcome] = []
     interrupted = False
     for index, job in enumerate(jobs):
@@ -414,12 +415,7 @@ def _run_one(separator, job: Job, spec: Spec, settings: dict, force: bool, on_st
         identity = input_identity(job.input)
         if on_start is not None:
             on_start(job, info)
-        if spec.extension == "stem.mp4":
-            from .nistems import separate_to_stem_file
-
-            result = separate_to_stem_file(separator, job.input, job.outputs["stem.mp4"], spec, progress=on_progress)
-        else:
-            result = separator.separate_file(job.input, job.outputs, spec, progress=on_progress)
+        result = separate_file(separator, job.input, spec.sink(job.outputs), progress=on_progress)
         outcome = Outcome(job.input, "done", "", dict(result.outputs), result.frames / result.sample_rate,
                           time.perf_counter() - started)
         if result.clipped_samples:
@@ -464,36 +460,33 @@ LOCK_NAME = ".stemcut.lock"
 
 
 class OutputLock:
-    """An exclusive lock on ``<output>/.stemcut.lock`` while a batch writes there, so
-    a second stemcut on the same output folder stops (PlanError) instead of clearing
-    the first one's temp files. The lock file stays; the lock itself goes with the
-    process, even on SIGKILL. A no-op where ``fcntl`` does not exist (Windows)."""
+    """An exclusive lock on ``<output>/.stemcut.lock`` while a batch writes there
+    (``filelock``: ``flock`` on Unix, ``msvcrt`` locking on Windows), so a second
+    stemcut on the same output folder stops (PlanError) instead of clearing the
+    first one's temp files. The lock file stays; the lock itself goes with the
+    process, even on SIGKILL."""
 
     def __init__(self, output_dir: os.PathLike | str):
+        from filelock import FileLock
+
         self.output_dir = Path(output_dir)
         self.path = self.output_dir / LOCK_NAME
-        self._handle = None
+        self._lock = FileLock(self.path, timeout=0)
 
     def acquire(self) -> "OutputLock":
-        try:
-            import fcntl
-        except ImportError:
-            return self
+        from filelock import Timeout
+
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
+            self._lock.acquire()
+        except Timeout:
             raise PlanError(f"another stemcut is writing to {self.output_dir} (it holds {self.path}); "
                             "wait for it or choose another output folder") from None
-        self._handle = handle
         return self
 
     def release(self) -> None:
-        if self._handle is not None:
-            self._handle.close()  # closing the file drops the lock
-            self._handle = None
+        if self._lock.is_locked:
+            self._lock.release()
 
     def __enter__(self) -> "OutputLock":
         return self.acquire()
@@ -515,7 +508,7 @@ def exit_code(outcomes: list[Outcome], interrupted: bool = False) -> int:
 # -- the report -----------------------------------------------------------------------------
 
 def build_report(outcomes: list[Outcome], *, output_dir: os.PathLike | str, settings: dict | None,
-                 started: datetime, interrupted: bool = False) -> dict:
+                 started: datetime, interrupted: bool = False, run_settings: dict | None = None) -> dict:
     """The machine-readable report (schema in docs/batch.md)."""
     totals = {status: sum(o.status == status for o in outcomes) for status in STATUSES}
     return {
@@ -525,6 +518,7 @@ def build_report(outcomes: list[Outcome], *, output_dir: os.PathLike | str, sett
         "finished": _now(),
         "output_dir": str(output_dir),
         "settings": settings,
+        "run_settings": run_settings,
         "interrupted": interrupted,
         "exit_code": exit_code(outcomes, interrupted),
         "files": [{

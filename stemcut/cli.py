@@ -13,7 +13,7 @@ from typing import Iterator, List, Optional
 import typer
 
 from . import __version__
-from .targets import KARAOKE_STEM, TARGETS
+from .targets import KARAOKE_STEM, MIXTURE, TARGETS
 
 app = typer.Typer(
     name="stemcut",
@@ -129,12 +129,12 @@ def separate(
     batch_size: int = typer.Option(1, "--batch-size", rich_help_panel=PROCESSING,
                                    help="Segments run through the models at once."),
     wiener: bool = typer.Option(False, "--wiener/--no-wiener", rich_help_panel=PROCESSING,
-                                help="Multichannel Wiener post-filter (norbert), all stems jointly."),
+                                help="Multichannel Wiener post-filter (norbert's algorithm), all stems jointly."),
     wiener_iterations: int = typer.Option(1, "--wiener-iterations", rich_help_panel=PROCESSING,
                                           help="EM iterations of the Wiener filter."),
     device: str = typer.Option("auto", "--device", rich_help_panel=DEVICE, help="auto, cpu, cuda or cuda:N."),
     threads: Optional[int] = typer.Option(None, "--threads", rich_help_panel=DEVICE,
-                                          help="CPU threads for the models \\[default: torch's choice]."),
+                                          help="CPU worker threads for the models \\[default: torch's choice]."),
     fail_fast: bool = typer.Option(False, "--fail-fast", rich_help_panel=MESSAGES,
                                    help="Stop at the first file that fails."),
     quiet: bool = typer.Option(False, "-q", "--quiet", rich_help_panel=MESSAGES, help="Only errors on stderr."),
@@ -151,6 +151,8 @@ def separate(
     from .reporting import Reporter
 
     started = datetime.now(timezone.utc)
+    settings = _settings(segment=segment, overlap=overlap, batch_size=batch_size, wiener=wiener,
+                         wiener_iterations=wiener_iterations, device=device, threads=threads)
     chosen = _parse_stems(stems, karaoke)
     spec = _output_spec(fmt, bit_depth, bitrate, stem_mapping, stems, karaoke)
     try:
@@ -165,14 +167,13 @@ def separate(
         _fail_usage("no audio files found in the given inputs")
 
     try:
-        separator = _load_separator(model_dir, device, wiener, wiener_iterations, segment, overlap, batch_size,
-                                    threads) if plan.jobs else None
+        separator = _load_separator(model_dir, settings) if plan.jobs else None
     except KeyboardInterrupt:
         reporter.error("interrupted while loading the models; nothing was separated")
         raise typer.Exit(EXIT_INTERRUPTED)
     if separator is not None:
-        needed = chosen if spec.extension != "stem.mp4" else \
-            [source for slot in spec.mapping for source in slot.sources]
+        needed = [name for group in spec.sink(plan.jobs[0].outputs).sources for name in group
+                  if name != MIXTURE]
         unavailable = set(needed) - set(separator.available_outputs())
         if unavailable:
             _fail_usage(f"this model set cannot produce {', '.join(sorted(unavailable))}")
@@ -204,7 +205,8 @@ def separate(
         reporter.summary(outcomes)
         if json_report:
             report = build_report(outcomes, output_dir=output, settings=settings, started=started,
-                                  interrupted=interrupted)
+                                  interrupted=interrupted, run_settings=separator.settings.describe()
+                                  if separator is not None else None)
             try:
                 write_report(report, json_report)
             except OSError as error:
@@ -232,13 +234,22 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _load_separator(model_dir, device, wiener, wiener_iterations, segment, overlap, batch_size, threads):
+def _settings(**options):
+    """SeparationSettings from the command's options (usage error naming the option if one is out of range)."""
+    from .settings import SeparationSettings, SettingsError
+
+    try:
+        return SeparationSettings(**options)
+    except SettingsError as error:
+        _fail_usage(str(error))
+
+
+def _load_separator(model_dir: Optional[Path], settings):
     from .separator import Separator
     from .weights import ModelError
 
     try:
-        return Separator(model_dir, device=device, wiener=wiener, wiener_iterations=wiener_iterations,
-                         segment=segment, overlap=overlap, batch_size=batch_size, threads=threads)
+        return Separator(model_dir, settings)
     except (ModelError, ValueError) as error:
         _fail_usage(str(error))
 
@@ -277,8 +288,9 @@ def evaluate_command(
     if museval and not museval_available():
         _fail_usage("museval is not installed: pip install 'stemcut[eval]' (or run with --no-museval)")
     use_museval = museval_available() if museval is None else museval
-    separator = None if oracle else _load_separator(model_dir, device, wiener, wiener_iterations, segment, overlap,
-                                                    1, threads)
+    settings = _settings(segment=segment, overlap=overlap, wiener=wiener, wiener_iterations=wiener_iterations,
+                         device=device, threads=threads)
+    separator = None if oracle else _load_separator(model_dir, settings)
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def show(track: str, score) -> None:

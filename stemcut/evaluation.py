@@ -5,11 +5,12 @@ stems among ``vocals drums bass guitar other`` and optionally ``mixture`` (else 
 mixture is the sum of the stems). ``accompaniment`` (MIR-1K style) stands for
 ``other`` when there is no ``other`` file.
 
-Folding rule: a target with no reference file on a track is not scored on its
-own; its estimate is added to the estimated ``other``, whose reference then holds
-it (MUSDB keeps guitar inside ``other``: the guitar estimate is folded into
-``other`` there). A reference stem that is silent on a track (energy below
-1e-8 of the mixture's) is not scored on that track.
+Folding rule (:func:`stemcut.targets.fold_into_other`, the one the training
+validation uses too): a target is scored on its own on a track when its
+reference is known there (it has a file, see :mod:`stemcut.stemfolder`) and not
+silent (energy above 1e-8 of the mixture's). Every other target's estimate, and its
+reference, go into ``other`` (MUSDB keeps guitar inside ``other``: the guitar
+estimate is folded into ``other`` there).
 
 Metrics, per target:
 
@@ -20,8 +21,8 @@ Metrics, per target:
   then median over tracks.
 
 ``oracle=True`` scores the ideal ratio mask instead of a model:
-``X * |S_j| / sum_k |S_k|`` with the same kind of STFT (n_fft 4096, hop 1024 unless a
-separator says otherwise), the ceiling of what a magnitude-ratio separator can reach.
+``X * |S_j| / sum_k |S_k|`` with the models' kind of STFT (``oracle_stft``, n_fft 4096
+and hop 1024 by default), the ceiling of what a magnitude-ratio separator can reach.
 """
 
 from __future__ import annotations
@@ -31,13 +32,14 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from .targets import TARGETS
+from .metrics import global_sdr, museval_available, museval_sdr
+from .stemfolder import inside_other, list_stem_folders, mixture_file, stem_files
+from .targets import OTHER, TARGETS, fold_into_other, output_stems
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 SILENCE = 1e-8
 
 
@@ -49,6 +51,7 @@ class ReferenceTrack:
     sample_rate: int
     mixture: np.ndarray
     stems: dict[str, np.ndarray]
+    inside_other: set[str] = field(default_factory=set)  # stems without a file whose content is in `other`
 
     @property
     def seconds(self) -> float:
@@ -85,6 +88,12 @@ class EvalReport:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
+    def text_table(self, title: str) -> str:
+        """The table as plain aligned text under ``title`` (for logs and scripts)."""
+        rows = self.table_rows()
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        return "\n".join([title] + ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows])
+
     def table_rows(self) -> list[list[str]]:
         """Header row then one row per target: target, tracks, global SDR (mean), museval SDR (median)."""
         rows = [["target", "tracks", "global SDR (mean, dB)", "museval SDR (median, dB)"]]
@@ -98,11 +107,8 @@ class EvalReport:
 
 
 def list_reference_tracks(reference_dir: str | Path) -> list[Path]:
-    """Sub-folders of ``reference_dir`` holding at least one stem file, sorted by name."""
-    root = Path(reference_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: not a folder")
-    return [p for p in sorted(root.iterdir()) if p.is_dir() and any(_find(p, s) for s in (*TARGETS, "accompaniment"))]
+    """The stem folders of ``reference_dir``, sorted by name."""
+    return list_stem_folders(reference_dir)
 
 
 def read_reference_track(folder: str | Path) -> ReferenceTrack:
@@ -110,14 +116,12 @@ def read_reference_track(folder: str | Path) -> ReferenceTrack:
     import soundfile as sf
 
     folder = Path(folder)
-    files = {t: p for t in TARGETS if (p := _find(folder, t))}
-    if "other" not in files and (p := _find(folder, "accompaniment")):
-        files["other"] = p
+    files = stem_files(folder)
     if not files:
         raise FileNotFoundError(f"{folder}: no stem files ({', '.join(TARGETS)})")
-    mixture_file = _find(folder, "mixture")
+    mixture_path = mixture_file(folder)
     audio, rates = {}, set()
-    for name, path in list(files.items()) + ([("mixture", mixture_file)] if mixture_file else []):
+    for name, path in list(files.items()) + ([("mixture", mixture_path)] if mixture_path else []):
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
         audio[name] = data.T
         rates.add(rate)
@@ -130,112 +134,59 @@ def read_reference_track(folder: str | Path) -> ReferenceTrack:
             data = np.repeat(data[:1], channels, axis=0)
         audio[name] = np.pad(data, ((0, 0), (0, length - data.shape[1])))
     stems = {t: audio[t] for t in TARGETS if t in files}
-    mixture = audio["mixture"] if mixture_file else np.sum(list(stems.values()), axis=0).astype(np.float32)
-    return ReferenceTrack(folder.name, rates.pop(), mixture, stems)
-
-
-def _find(folder: Path, stem: str) -> Path | None:
-    for suffix in AUDIO_SUFFIXES:
-        if (path := folder / f"{stem}{suffix}").exists():
-            return path
-    return None
-
-
-# -- metrics -----------------------------------------------------------------------------
-
-
-def global_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """``10 log10(sum s^2 / sum (s - s_hat)^2)`` over all channels and samples (dB)."""
-    reference = np.asarray(reference, np.float64)
-    error = reference - np.asarray(estimate, np.float64)
-    return float(10 * np.log10((np.sum(reference ** 2) + 1e-9) / (np.sum(error ** 2) + 1e-9)))
-
-
-def museval_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("museval") is not None
-
-
-def _museval_metrics():
-    """museval's ``metrics`` module, loaded on its own: the package's ``__init__`` imports
-    musdb/stempeg, which need ffmpeg; ``bss_eval`` needs only numpy and scipy."""
-    import importlib.util
-    import sys
-
-    if "museval.metrics" in sys.modules:
-        return sys.modules["museval.metrics"]
-    spec = importlib.util.find_spec("museval")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("museval is not installed (pip install 'stemcut[eval]' or pip install museval)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "metrics.py"
-    module_spec = importlib.util.spec_from_file_location("_stemcut_museval_metrics", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
-
-
-def museval_sdr(references: np.ndarray, estimates: np.ndarray, sample_rate: int) -> np.ndarray:
-    """BSSEval v4 SDR per source: median over 1 s frames (NaN frames, e.g. silent, ignored).
-
-    ``references``/``estimates``: (sources, C, N)."""
-    metrics = _museval_metrics()
-    ref = np.transpose(references, (0, 2, 1)).astype(np.float64)
-    est = np.transpose(estimates, (0, 2, 1)).astype(np.float64)
-    sdr, _isr, _sir, _sar, _perm = metrics.bss_eval(ref, est, compute_permutation=False, window=sample_rate,
-                                                     hop=sample_rate, framewise_filters=False,
-                                                     bsseval_sources_version=False)
-    with np.errstate(all="ignore"):
-        return np.array([np.nanmedian(row) if np.isfinite(row).any() else np.nan for row in sdr])
+    mixture = audio["mixture"] if mixture_path else np.sum(list(stems.values()), axis=0).astype(np.float32)
+    return ReferenceTrack(folder.name, rates.pop(), mixture, stems, inside_other(folder))
 
 
 # -- estimates ---------------------------------------------------------------------------
 
 
 def oracle_estimates(track: ReferenceTrack, n_fft: int = 4096, hop: int = 1024) -> dict[str, np.ndarray]:
-    """Ideal ratio mask stems ``X * |S_j| / sum_k |S_k|`` for the track's stems (one channel at a time)."""
+    """Ideal ratio mask stems ``X * |S_j| / sum_k |S_k|`` for the track's stems, with the models' STFT."""
     import torch
 
-    window = torch.hann_window(n_fft)
-    length = track.mixture.shape[-1]
-    out = {t: np.zeros_like(track.mixture) for t in track.stems}
+    from .filtering import apply_mask, ratio_shares
+    from .transforms import STFT
 
-    def stft(x: np.ndarray) -> torch.Tensor:
-        return torch.stft(torch.from_numpy(np.ascontiguousarray(x)), n_fft, hop, window=window, center=True,
-                          return_complex=True)
-
-    for channel in range(track.mixture.shape[0]):
-        mixture = stft(track.mixture[channel])
-        total = torch.zeros(mixture.shape, dtype=torch.float32)
-        for stem in track.stems.values():
-            total += stft(stem[channel]).abs()
-        total += 1e-10
-        for name, stem in track.stems.items():
-            mask = stft(stem[channel]).abs() / total
-            out[name][channel] = torch.istft(mixture * mask, n_fft, hop, window=window, center=True,
-                                             length=length).numpy()
-    return out
+    stft = STFT(n_fft, hop)
+    names = list(track.stems)
+    with torch.inference_mode():
+        mixture = stft(torch.from_numpy(np.ascontiguousarray(track.mixture)))
+        magnitudes = torch.stack([stft(torch.from_numpy(np.ascontiguousarray(track.stems[t]))).abs() for t in names])
+        shares = ratio_shares(magnitudes)
+        length = track.mixture.shape[-1]
+        return {t: stft.inverse(apply_mask(shares[i], mixture), length).numpy() for i, t in enumerate(names)}
 
 
-def fold_estimates(estimates: dict[str, np.ndarray], present: Iterable[str]) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Add the estimate of every target without a reference into ``other`` (see the module doc)."""
-    present = set(present)
-    folded = {t: e for t, e in estimates.items() if t in present or t == "other"}
-    moved = [t for t in estimates if t not in present and t != "other"]
-    if moved:
-        base = folded.get("other")
-        other = np.zeros_like(next(iter(estimates.values()))) if base is None else base.copy()
-        for target in moved:
-            other += estimates[target]
-        folded["other"] = other
-    return folded, moved
+def score_track(track: ReferenceTrack, estimates: dict[str, np.ndarray], museval: bool = False) -> TrackScore:
+    """Global (and museval) SDR of ``estimates`` against ``track``, after the guitar/other fold."""
+    names = output_stems([t for t in estimates if t != OTHER])
+    zeros = np.zeros_like(track.mixture)
+    references = np.stack([track.stems.get(t, zeros) for t in names])
+    floor = SILENCE * float(np.sum(track.mixture.astype(np.float64) ** 2))
+    known = [t in track.stems or t not in track.inside_other for t in names]
+    audible = [float(np.sum(r.astype(np.float64) ** 2)) > floor for r in references]
+    separate = np.array([k and a for k, a in zip(known, audible)])
+    folded_refs = fold_into_other(references, names, separate)
+    folded_ests = fold_into_other(np.stack([estimates.get(t, zeros) for t in names]), names, separate)
+    other = names.index(OTHER)
+    scored = [i for i, t in enumerate(names) if separate[i] or
+              (i == other and float(np.sum(folded_refs[other].astype(np.float64) ** 2)) > floor)]
+    moved = [t for i, t in enumerate(names) if not separate[i] and i != other and t in estimates]
+    score = TrackScore(track.name, round(track.seconds, 2), folded_into_other=moved)
+    for i in scored:
+        score.global_sdr[names[i]] = global_sdr(folded_refs[i], folded_ests[i])
+    if museval and scored:
+        values = museval_sdr(folded_refs[scored], folded_ests[scored], track.sample_rate)
+        score.museval_sdr = {names[i]: float(v) for i, v in zip(scored, values) if np.isfinite(v)}
+    return score
 
 
 # -- the evaluation ----------------------------------------------------------------------
 
 
 def evaluate(reference_dir: str | Path, separator=None, oracle: bool = False, museval: bool = False,
-             tracks: Sequence[str] | None = None,
+             tracks: Sequence[str] | None = None, oracle_stft: tuple[int, int] = (4096, 1024),
              progress: Callable[[str, TrackScore], None] | None = None) -> EvalReport:
     """Score ``separator`` (a :class:`stemcut.separator.Separator`) or, with ``oracle=True``, the
     ideal ratio mask on every track folder of ``reference_dir`` (or only the named ``tracks``).
@@ -255,7 +206,7 @@ def evaluate(reference_dir: str | Path, separator=None, oracle: bool = False, mu
         folders = [by_name[t] for t in wanted]
     if not folders:
         raise FileNotFoundError(f"{reference_dir}: no track folders with stem files")
-    n_fft, hop = (separator.stft.n_fft, separator.stft.hop) if separator is not None else (4096, 1024)
+    n_fft, hop = oracle_stft
     started = time.perf_counter()
     scores: list[TrackScore] = []
     for folder in folders:
@@ -264,20 +215,7 @@ def evaluate(reference_dir: str | Path, separator=None, oracle: bool = False, mu
             estimates = oracle_estimates(track, n_fft, hop)
         else:
             estimates = separator.separate(track.mixture, track.sample_rate)
-        estimates, moved = fold_estimates(estimates, track.stems)
-        references = dict(track.stems)
-        if "other" not in references:
-            references["other"] = np.zeros_like(track.mixture)
-        floor = SILENCE * float(np.sum(track.mixture.astype(np.float64) ** 2))
-        scored = [t for t in TARGETS if t in estimates and t in references
-                  and float(np.sum(references[t].astype(np.float64) ** 2)) > floor]
-        score = TrackScore(folder.name, round(track.seconds, 2), folded_into_other=moved)
-        for target in scored:
-            score.global_sdr[target] = global_sdr(references[target], estimates[target])
-        if museval and scored:
-            values = museval_sdr(np.stack([references[t] for t in scored]), np.stack([estimates[t] for t in scored]),
-                                 track.sample_rate)
-            score.museval_sdr = {t: float(v) for t, v in zip(scored, values) if np.isfinite(v)}
+        score = score_track(track, estimates, museval)
         scores.append(score)
         if progress is not None:
             progress(folder.name, score)
@@ -310,5 +248,5 @@ def _finite(value):
 
 
 __all__ = ["EvalReport", "TrackScore", "ReferenceTrack", "evaluate", "summarise", "global_sdr", "museval_sdr",
-           "museval_available", "oracle_estimates", "fold_estimates", "list_reference_tracks",
+           "museval_available", "oracle_estimates", "score_track", "list_reference_tracks",
            "read_reference_track"]

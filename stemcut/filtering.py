@@ -10,11 +10,13 @@ Two ways, both joint over all stems:
   vectorised in torch. Its stems sum to the mixture only approximately.
 
 Both run on one segment at a time, so their memory is bounded by the segment.
+Shapes: stems first. Ratio shares work on any layout; :func:`wiener` sums over
+its last axis, the frames, so it takes (..., bins, frames) views of the
+frames-major spectrograms :mod:`stemcut.transforms` makes.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 # Keeps shares defined where every estimate is zero (then all stems share equally).
@@ -22,7 +24,13 @@ _FLOOR = 1e-10
 
 
 def ratio_shares(estimates: torch.Tensor) -> torch.Tensor:
-    """estimates (S, ...) magnitudes -> each stem's share of their sum, in place (same tensor)."""
+    """estimates (S, ...) magnitudes -> each stem's share of their sum.
+
+    In place (the same tensor comes back) when autograd is off, as at inference;
+    a new tensor when training needs the gradient."""
+    if torch.is_grad_enabled():
+        floored = estimates + _FLOOR
+        return floored / floored.sum(dim=0, keepdim=True)
     estimates += _FLOOR
     estimates /= estimates.sum(dim=0, keepdim=True)
     return estimates
@@ -31,51 +39,6 @@ def ratio_shares(estimates: torch.Tensor) -> torch.Tensor:
 def apply_mask(mask: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
     """Real mask times complex mixture, without promoting the mask to complex."""
     return torch.view_as_complex(torch.view_as_real(mixture) * mask.unsqueeze(-1))
-
-
-_ENVELOPES: dict = {}
-
-
-def istft(spec: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor, length: int,
-          frames_major: bool = False) -> torch.Tensor:
-    """Inverse of ``torch.stft(..., center=True)`` with ``window``: (..., F, T) complex -> (..., length),
-    or (..., T, F) with ``frames_major``.
-
-    Same result as ``torch.istft`` (to float rounding), but the overlap-add is
-    ``n_fft // hop`` strided additions instead of a col2im fold: about 1.6x faster
-    on the CPU. Falls back to ``torch.istft`` when ``hop`` does not divide ``n_fft``."""
-    if not frames_major:
-        spec = spec.transpose(-1, -2)
-    *lead, frames, bins = spec.shape
-    spec = spec.reshape(-1, frames, bins)
-    if n_fft % hop:
-        audio = torch.istft(spec.transpose(1, 2), n_fft, hop, window=window, center=True, length=length)
-        return audio.reshape(*lead, length)
-    count = spec.shape[0]
-    pieces = torch.fft.irfft(spec, n=n_fft)  # N, T, n_fft
-    pieces *= window
-    ratio = n_fft // hop
-    total = n_fft + hop * (frames - 1)
-    start = n_fft // 2
-    audio = torch.zeros(count, max(total, start + length), device=spec.device)
-    for phase in range(ratio):
-        part = pieces[:, phase::ratio]
-        audio[:, phase * hop: phase * hop + part.shape[1] * n_fft] += part.reshape(count, -1)
-    key = (n_fft, hop, frames, length, str(window.device), window.data_ptr())
-    envelope = _ENVELOPES.get(key)
-    if envelope is None:
-        square = window * window
-        envelope = torch.zeros(audio.shape[1], device=spec.device)
-        for phase in range(ratio):
-            tiles = len(range(phase, frames, ratio))
-            envelope[phase * hop: phase * hop + tiles * n_fft] += square.repeat(tiles)
-        envelope = envelope[start:start + length]
-        envelope = torch.where(envelope > 1e-11, envelope, torch.ones_like(envelope))
-        if len(_ENVELOPES) > 16:
-            _ENVELOPES.clear()
-        _ENVELOPES[key] = envelope
-    audio = audio[:, start:start + length] / envelope
-    return audio.reshape(*lead, length)
 
 
 def wiener(estimates: torch.Tensor, mixture: torch.Tensor, iterations: int = 1) -> torch.Tensor:
@@ -89,10 +52,10 @@ def wiener(estimates: torch.Tensor, mixture: torch.Tensor, iterations: int = 1) 
     generic batched matrix inverse: the mixture covariance is 2 x 2, so its inverse
     is closed form, and ``W_j x = v_j R_j (Cxx^-1 x)`` needs ``Cxx^-1 x`` only once
     for all stems. Float32 throughout (norbert keeps its PSDs in float64): results
-    agree with norbert to about 1e-3 relative. Falls back to norbert for more than
-    two channels."""
+    agree with norbert to about 1e-3 relative (``tests/test_filtering.py`` checks it
+    against ``norbert.wiener``). Stereo only: the separator pairs channels."""
     if mixture.shape[1] != 2:
-        return _wiener_norbert(estimates, mixture, iterations)
+        raise ValueError(f"the Wiener filter takes stereo items, got {mixture.shape[1]} channels")
     eps = torch.finfo(torch.float32).eps
     v = estimates.to(torch.float32)
     x = mixture.to(torch.complex64)
@@ -130,17 +93,3 @@ def wiener(estimates: torch.Tensor, mixture: torch.Tensor, iterations: int = 1) 
         y[:, :, 0] = power * (r00.unsqueeze(-1) * z0 + r01.unsqueeze(-1) * z1)
         y[:, :, 1] = power * (r01.conj().unsqueeze(-1) * z0 + r11.unsqueeze(-1) * z1)
     return y * scale
-
-
-def _wiener_norbert(estimates: torch.Tensor, mixture: torch.Tensor, iterations: int = 1) -> torch.Tensor:
-    """norbert's multichannel Wiener filter, one item at a time (any channel count)."""
-    import norbert
-
-    device = mixture.device
-    v = estimates.permute(1, 4, 3, 2, 0).detach().cpu().numpy().astype(np.float32)  # B, T, F, C, S
-    x = mixture.permute(0, 3, 2, 1).detach().cpu().numpy().astype(np.complex64)     # B, T, F, C
-    out = np.empty(v.shape, dtype=np.complex64)
-    for item in range(v.shape[0]):
-        # norbert rescales its mixture argument in place: hand it a copy.
-        out[item] = norbert.wiener(v[item], x[item].copy(), iterations=iterations, use_softmask=True)
-    return torch.from_numpy(out).permute(4, 0, 3, 2, 1).to(device)

@@ -1,20 +1,19 @@
-"""Per-target mask models and the STFT they work on.
+"""Per-target mask models.
 
 Every model maps a mixture magnitude spectrogram (batch, channels, bins, frames)
-to a mask of the same shape with values in [0, 1]; the separator multiplies it
-with the mixture magnitude to get that target's magnitude estimate. Two families:
+to a mask of the same shape with values in [0, 1]; :class:`stemcut.core.MaskSeparator`
+multiplies it with the mixture magnitude to get that target's magnitude estimate.
+Two families:
 
 * ``blstm``: Open-Unmix style. Each frame's spectrum is squeezed by a dense
   layer, a bidirectional LSTM follows the song over time, dense layers expand
   back to a mask.
-* ``unet``: a small 2-D convolutional U-Net over (frequency, time) of the
-  log-magnitude, with skip connections.
 * ``tcn``: frequency first compressed per frame by a dense layer (as ``blstm``),
   then a stack of dilated, depthwise-separable 1-D convolutions over time
   instead of an LSTM, then dense layers back to a mask. Every frame is computed
   in parallel, which is what a CPU is good at.
 
-``build_model(arch, params)`` makes either from the hyper-parameters a
+``build_model(arch, params)`` makes one from the hyper-parameters a
 manifest records (see :mod:`stemcut.weights`).
 """
 
@@ -23,35 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .targets import TARGETS
-
-__all__ = ["STFT", "BLSTMMask", "UNetMask", "TCNMask", "ARCHITECTURES", "build_model", "TARGETS"]
-
-
-class STFT(nn.Module):
-    """Complex STFT of (batch, channels, samples) and its inverse, Hann window."""
-
-    def __init__(self, n_fft: int = 4096, hop: int = 1024):
-        super().__init__()
-        self.n_fft = n_fft
-        self.hop = hop
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
-
-    @property
-    def bins(self) -> int:
-        return self.n_fft // 2 + 1
-
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        batch, channels, samples = audio.shape
-        spec = torch.stft(audio.reshape(batch * channels, samples), self.n_fft, self.hop,
-                          window=self.window, center=True, return_complex=True)
-        return spec.reshape(batch, channels, spec.shape[-2], spec.shape[-1])
-
-    def inverse(self, spec: torch.Tensor, length: int) -> torch.Tensor:
-        *lead, bins, frames = spec.shape
-        audio = torch.istft(spec.reshape(-1, bins, frames), self.n_fft, self.hop,
-                            window=self.window, center=True, length=length)
-        return audio.reshape(*lead, length)
+__all__ = ["BLSTMMask", "TCNMask", "ARCHITECTURES", "build_model"]
 
 
 class _FrameMaskNet(nn.Module):
@@ -104,61 +75,6 @@ class BLSTMMask(_FrameMaskNet):
         return mask.reshape(frames, batch, channels, bins).permute(1, 2, 3, 0)
 
 
-class _ConvBlock(nn.Sequential):
-    def __init__(self, inputs: int, outputs: int, stride: tuple[int, int] = (1, 1)):
-        super().__init__(
-            nn.Conv2d(inputs, outputs, kernel_size=3, stride=stride, padding=1, bias=False),
-            nn.BatchNorm2d(outputs),
-            nn.ReLU(inplace=True),
-        )
-
-
-class UNetMask(nn.Module):
-    """2-D U-Net mask network over (frequency, time).
-
-    The encoder halves frequency at each level (time is kept: the model may see
-    any number of frames), the decoder doubles it back and concatenates the
-    encoder's features at the same level (skip connections). Bins above
-    ``max_bin`` get a learned constant mask per bin.
-    """
-
-    def __init__(self, n_fft: int = 2048, max_bin: int = 1024, channels: int = 2,
-                 width: int = 16, depth: int = 4):
-        super().__init__()
-        self.bins = n_fft // 2 + 1
-        self.max_bin = min(max_bin, self.bins)
-        self.depth = depth
-        self.input_mean = nn.Parameter(torch.zeros(1, 1, self.max_bin, 1))
-        self.input_scale = nn.Parameter(torch.ones(1, 1, self.max_bin, 1))
-        widths = [width * 2**level for level in range(depth + 1)]
-        self.stem = _ConvBlock(channels, widths[0])
-        self.down = nn.ModuleList(_ConvBlock(widths[i], widths[i + 1], stride=(2, 1)) for i in range(depth))
-        self.up = nn.ModuleList(
-            nn.ConvTranspose2d(widths[i + 1], widths[i], kernel_size=(2, 1), stride=(2, 1)) for i in range(depth)
-        )
-        self.merge = nn.ModuleList(_ConvBlock(2 * widths[i], widths[i]) for i in range(depth))
-        self.head = nn.Conv2d(widths[0], channels, kernel_size=1)
-        self.high_bins = nn.Parameter(torch.zeros(1, 1, self.bins - self.max_bin, 1))
-
-    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
-        batch, channels, bins, frames = magnitude.shape
-        x = (torch.log1p(magnitude[:, :, : self.max_bin]) + self.input_mean) * self.input_scale
-        step = 2**self.depth
-        padded = -(-self.max_bin // step) * step
-        x = nn.functional.pad(x, (0, 0, 0, padded - self.max_bin))
-        skips = []
-        x = self.stem(x)
-        for down in self.down:
-            skips.append(x)
-            x = down(x)
-        for level in reversed(range(self.depth)):
-            x = self.up[level](x)
-            x = self.merge[level](torch.cat([x, skips[level]], dim=1))
-        low = torch.sigmoid(self.head(x)[:, :, : self.max_bin])
-        high = torch.sigmoid(self.high_bins).expand(batch, channels, -1, frames)
-        return torch.cat([low, high], dim=2)
-
-
 class _TemporalBlock(nn.Module):
     """Residual block: depthwise dilated conv over time, pointwise conv, BN, ReLU."""
 
@@ -196,7 +112,7 @@ class TCNMask(_FrameMaskNet):
         return mask.reshape(batch, frames, channels, bins).permute(0, 2, 3, 1)
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"blstm": BLSTMMask, "unet": UNetMask, "tcn": TCNMask}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"blstm": BLSTMMask, "tcn": TCNMask}
 
 
 def build_model(arch: str, params: dict) -> nn.Module:

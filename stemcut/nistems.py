@@ -18,16 +18,15 @@ from __future__ import annotations
 import json
 import os
 import struct
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from .atomic import partial_file
-from .audio import PYAV_HINT, AudioError, AudioReader
-from .targets import TARGETS
+from .audio import PYAV_HINT, AudioError
+from .targets import MIXTURE, TARGETS
 
 EXTENSION = "stem.mp4"
 # AAC rates Traktor plays; anything else is resampled to 44.1 kHz.
@@ -109,6 +108,12 @@ class StemsSpec:
     @property
     def extension(self) -> str:
         return EXTENSION
+
+    single_file = True  # the mixture and every stem in one file per track
+
+    def sink(self, outputs: dict[str, os.PathLike | str]) -> "StemContainerSink":
+        """Where a track's one stem file (``outputs[EXTENSION]``) is written."""
+        return StemContainerSink(outputs[EXTENSION], self)
 
     def describe(self) -> dict:
         """The settings that change the file's content (for resume fingerprints)."""
@@ -332,31 +337,30 @@ def read_stem_metadata(path: os.PathLike | str) -> dict:
     raise AudioError(path, "no NI stem metadata (moov/udta/stem)")
 
 
-# -- separation into a stem file ---------------------------------------------------------
+# -- the sink ---------------------------------------------------------------------------
 
-def separate_to_stem_file(separator, path: os.PathLike | str, output: os.PathLike | str, spec: StemsSpec,
-                          progress: Callable[[int], None] | None = None):
-    """Separate ``path`` into one ``.stem.mp4`` at ``output``; returns a FileResult."""
-    from .separator import READ_BLOCK, FileResult
+class StemContainerSink:
+    """One ``.stem.mp4`` per track: the mixture, then the four slots (each the sum of its stems)."""
 
-    started = time.perf_counter()
-    missing = {source for slot in spec.mapping for source in slot.sources} - set(separator.stems)
-    if missing:
-        raise ValueError(f"stem mapping uses {', '.join(sorted(missing))}, which this model set does not give")
-    indices = [[separator.stems.index(source) for source in slot.sources] for slot in spec.mapping]
-    with AudioReader(path) as reader:
-        info = reader.info
-        writer = StemFileWriter(output, info.sample_rate, info.channels, spec)
-        try:
-            for mixture, stems in separator.stream(reader.blocks(READ_BLOCK), info.sample_rate, info.channels):
-                writer.write([mixture] + [stems[group].sum(axis=0) for group in indices])
-                if progress is not None:
-                    progress(mixture.shape[1])
-            if reader.frames_read == 0:
-                raise AudioError(path, "contains no audio samples")
-            written = writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
-    return FileResult(Path(path), {EXTENSION: written}, info.sample_rate, info.channels, reader.frames_read,
-                      clipped_samples=writer.clipped_samples, seconds=time.perf_counter() - started)
+    def __init__(self, path: os.PathLike | str, spec: StemsSpec):
+        self.path = Path(path)
+        self.spec = spec
+        self.sources = [(MIXTURE,)] + [slot.sources for slot in spec.mapping]
+        self._writer: StemFileWriter | None = None
+
+    @property
+    def clipped_samples(self) -> int:
+        return self._writer.clipped_samples if self._writer is not None else 0
+
+    def open(self, sample_rate: int, channels: int, frames_hint: int) -> None:
+        self._writer = StemFileWriter(self.path, sample_rate, channels, self.spec)
+
+    def write(self, blocks: list[np.ndarray]) -> None:
+        self._writer.write(blocks)
+
+    def commit(self) -> dict[str, Path]:
+        return {EXTENSION: self._writer.commit()}
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()

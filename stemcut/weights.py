@@ -129,6 +129,40 @@ def load_model(spec: ModelSpec):
     return model.eval()
 
 
+@dataclass
+class ModelSet:
+    """A loaded model set: its folder, its specs and one network per target, sharing a rate and STFT."""
+
+    folder: Path
+    specs: list[ModelSpec]
+    models: dict
+
+    @property
+    def sample_rate(self) -> int:
+        return self.specs[0].sample_rate
+
+    def checksums(self) -> dict[str, str]:
+        return {spec.target: spec.sha256 for spec in self.specs}
+
+    def mask_separator(self):
+        """The set as a :class:`stemcut.core.MaskSeparator` (on the CPU, in eval mode)."""
+        from .core import MaskSeparator
+
+        first = self.specs[0]
+        return MaskSeparator(self.models, first.n_fft, first.hop).eval()
+
+
+def load_model_set(model_dir: os.PathLike | str | None = None) -> ModelSet:
+    """Read and check a model set (default: :func:`default_model_dir`); ModelError if unusable."""
+    folder = Path(model_dir) if model_dir is not None else default_model_dir()
+    specs = model_specs(folder)
+    first = specs[0]
+    for spec in specs[1:]:
+        if (spec.sample_rate, spec.n_fft, spec.hop) != (first.sample_rate, first.n_fft, first.hop):
+            raise ModelError(f"{spec.path}: sample rate/STFT differ from {first.path}; a set must share them")
+    return ModelSet(folder, specs, {spec.target: load_model(spec) for spec in specs})
+
+
 def save_model(model_dir: os.PathLike | str, target: str, model, arch: str, params: dict, sample_rate: int,
                n_fft: int, hop: int, training: dict | None = None, quality: dict | None = None) -> Path:
     """Write ``model``'s weights as ``<target>.safetensors`` and record it in the manifest."""
@@ -160,7 +194,7 @@ def save_model(model_dir: os.PathLike | str, target: str, model, arch: str, para
     return path
 
 
-def write_untrained_set(model_dir: os.PathLike | str, arch: str = "unet", params: dict | None = None,
+def write_untrained_set(model_dir: os.PathLike | str, arch: str = "blstm", params: dict | None = None,
                         targets: tuple[str, ...] = TARGETS, sample_rate: int = 44100, n_fft: int = 2048,
                         hop: int = 512, seed: int = 0) -> Path:
     """A model set with randomly initialised weights, recorded as untrained.

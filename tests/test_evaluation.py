@@ -9,10 +9,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from stemcut.evaluation import (evaluate, fold_estimates, global_sdr, museval_available, read_reference_track,
-                                summarise)
-from stemcut.targets import TARGETS
-from stemcut.training.objective import masked_magnitude_loss, ratio_outputs, reference_slots, scored_mask, slots
+from stemcut.core import MaskSeparator
+from stemcut.evaluation import evaluate, read_reference_track, summarise
+from stemcut.metrics import global_sdr, museval_available
+from stemcut.targets import TARGETS, fold_into_other, output_stems
+from stemcut.training.objective import magnitude_losses, reference_magnitudes, scored_targets
 
 RATE = 22050
 
@@ -49,9 +50,6 @@ def reference_dir(tmp_path):
 class PerfectSeparator:
     """Returns the true stems; on tracks without a guitar file, half of other is called guitar."""
 
-    class stft:  # noqa: N801 - mimics Separator.stft's attributes
-        n_fft, hop = 1024, 256
-
     def __init__(self, root):
         self.root = root
 
@@ -73,12 +71,19 @@ def test_global_sdr_values():
     assert global_sdr(reference, reference) > 80
 
 
-def test_fold_moves_unreferenced_targets_into_other():
-    estimates = {t: np.full((1, 4), float(i + 1)) for i, t in enumerate(TARGETS)}
-    folded, moved = fold_estimates(estimates, ["vocals", "drums", "bass", "other"])
-    assert moved == ["guitar"]
-    assert set(folded) == {"vocals", "drums", "bass", "other"}
-    assert np.all(folded["other"] == 4 + 5)
+def test_fold_moves_unscored_targets_into_other_numpy_and_torch():
+    estimates = np.stack([np.full((1, 4), float(i + 1)) for i in range(len(TARGETS))])
+    separate = np.array([True, True, True, False, True])
+    folded = fold_into_other(estimates, TARGETS, separate)
+    assert np.all(folded[TARGETS.index("guitar")] == 0)
+    assert np.all(folded[TARGETS.index("other")] == 4 + 5)
+    np.testing.assert_array_equal(folded.sum(axis=0), estimates.sum(axis=0))  # nothing lost
+    batched = torch.from_numpy(np.stack([estimates, estimates], axis=1))       # S, B, 1, 4
+    mask = torch.tensor([[True, True], [True, False], [True, True], [True, False], [False, True]])
+    folded_torch = fold_into_other(batched, TARGETS, mask)
+    assert torch.all(folded_torch[1, 1] == 0) and torch.all(folded_torch[1, 0] == 2)
+    assert torch.all(folded_torch[4, 1] == 5 + 2 + 4)  # other is always kept, plus drums and guitar
+    assert torch.all(folded_torch[4, 0] == 5)  # everything scored on its own in example 0
 
 
 def test_evaluate_perfect_separator_folds_guitar(reference_dir):
@@ -86,7 +91,7 @@ def test_evaluate_perfect_separator_folds_guitar(reference_dir):
     a, b = report.tracks
     assert a.folded_into_other == ["guitar"] and "guitar" not in a.global_sdr
     assert a.global_sdr["other"] > 60  # guitar half folded back: other is exact
-    assert "vocals" not in b.global_sdr  # silent reference: not scored
+    assert "vocals" not in b.global_sdr and b.folded_into_other == ["vocals"]  # silent reference: folded
     assert b.global_sdr["guitar"] > 60
     assert report.counts == {"vocals": 1, "drums": 2, "bass": 2, "guitar": 1, "other": 2}
     data = json.loads(report.to_json())
@@ -136,45 +141,76 @@ def test_five_untrained_outputs_add_up_to_the_mixture(tmp_path):
     np.testing.assert_allclose(sum(stems.values()), audio, atol=1e-4)
 
 
+class FixedMask(torch.nn.Module):
+    """A 'model' that returns a given mask (B, C, F, T), to test the objective exactly."""
+
+    def __init__(self, mask: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mask", mask)
+
+    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+        return self.mask.expand_as(magnitude)
+
+
+def _fixed_core(masks: dict[str, torch.Tensor]) -> MaskSeparator:
+    return MaskSeparator({t: FixedMask(m) for t, m in masks.items()}, n_fft=64, hop=16)
+
+
 def test_training_rule_scores_other_without_a_known_guitar():
-    batch, length = 2, 2048
+    batch, length = 2, 1024
+    torch.manual_seed(0)
     stems = torch.randn(batch, 5, 2, length)
     known = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 1]], dtype=torch.bool)
     stems[1, TARGETS.index("guitar")] = 0  # unknown: its content is inside other
     mixture = stems.sum(dim=1)
-    trained = list(TARGETS)
-    scored = scored_mask(known, trained)
-    references = reference_slots(mixture, stems, scored, trained)
+    frames = length // 16 + 1
+    masks = {t: torch.rand(batch, 2, 33, frames) for t in TARGETS}
+    core = _fixed_core(masks)
+    scored = scored_targets(known, core.stems)
     other, guitar = TARGETS.index("other"), TARGETS.index("guitar")
-    torch.testing.assert_close(references[0, other], stems[0, other])  # guitar known: other excludes it
-    torch.testing.assert_close(references.sum(dim=1), mixture)
-    assert not scored[1, guitar] and scored[0, guitar]
-    # A perfect guitar/other split scores zero loss; on the unknown-guitar example, moving
-    # energy between guitar and other changes nothing (they are scored on their sum).
-    magnitude = torch.rand(batch, 2, 33, 9)
-    truth = torch.rand(batch, 5, 2, 33, 9)
-    truth = truth / truth.sum(dim=1, keepdim=True) * magnitude.unsqueeze(1)
-    masks = {t: truth[:, i] / magnitude for i, t in enumerate(TARGETS)}
-    outputs = ratio_outputs(masks, magnitude)
-    torch.testing.assert_close(outputs.sum(dim=1), magnitude)
-    refs = truth.clone()
-    refs[1, other] += refs[1, guitar]
-    refs[1, guitar] = 0
-    losses = masked_magnitude_loss(outputs, refs, scored, trained)
-    assert max(float(v) for v in losses.values()) < 1e-10
-    swapped = dict(masks)
-    swapped["guitar"] = masks["guitar"].clone()
-    swapped["other"] = masks["other"].clone()
-    swapped["guitar"][1], swapped["other"][1] = masks["other"][1], masks["guitar"][1]
-    losses = masked_magnitude_loss(ratio_outputs(swapped, magnitude), refs, scored, trained)
-    assert float(losses["other"]) < 1e-10 and float(losses["guitar"]) < 1e-10
+    assert not scored[guitar, 1] and scored[guitar, 0] and scored[other].all()
+    references = reference_magnitudes(core, stems, scored)
+    torch.testing.assert_close(references[other, 0], core.spectrogram(stems[0, other]).abs())
+    torch.testing.assert_close(references[other, 1], core.spectrogram(stems[1, other] + stems[1, guitar]).abs())
+    losses = magnitude_losses(core, mixture, stems, known)
+    assert set(losses) == set(TARGETS)
+
+    def swapped_on(example: int) -> dict[str, float]:
+        changed = {t: m.clone() for t, m in masks.items()}
+        changed["guitar"][example], changed["other"][example] = masks["other"][example], masks["guitar"][example]
+        return {t: float(v) for t, v in magnitude_losses(_fixed_core(changed), mixture, stems, known).items()}
+
+    # Guitar unknown on example 1: moving energy between guitar and other there changes nothing.
+    unknown_swap = swapped_on(1)
+    assert unknown_swap["other"] == pytest.approx(float(losses["other"]), rel=1e-5)
+    assert unknown_swap["guitar"] == pytest.approx(float(losses["guitar"]), rel=1e-5)
+    # Guitar known on example 0: the same swap there is penalised.
+    assert swapped_on(0)["guitar"] != pytest.approx(float(losses["guitar"]), rel=1e-3)
+
+
+def test_training_outputs_are_the_magnitudes_of_the_separated_stems():
+    """The loss scores |Y_j|, and the stems the separator writes are iSTFT(Y_j): one forward pass."""
+    torch.manual_seed(1)
+    audio = torch.randn(2, 2, 1024)
+    frames = 1024 // 16 + 1
+    core = _fixed_core({t: torch.rand(2, 2, 33, frames) for t in ("vocals", "drums")})
+    outputs = core.ratio_magnitudes(audio)          # training (autograd on)
+    with torch.inference_mode():
+        stems = core(audio)                          # inference (in-place path)
+    spectrogram = core.spectrogram(audio)
+    expected = core.stft.inverse(spectrogram * (outputs / spectrogram.abs().clamp(min=1e-12)), audio.shape[-1])
+    torch.testing.assert_close(stems[:2], expected[:2].detach(), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(stems[2], audio - stems[:2].sum(dim=0))
+    torch.testing.assert_close(core(audio), stems, atol=1e-6, rtol=1e-5)  # autograd path: same stems
 
 
 def test_subset_of_targets_gets_a_residual_other():
-    magnitude = torch.rand(2, 2, 17, 5)
-    masks = {"vocals": torch.rand(2, 2, 17, 5)}
-    assert slots(list(masks)) == ["vocals", "other"]
-    outputs = ratio_outputs(masks, magnitude)
-    assert outputs.shape == (2, 2, 2, 17, 5)
-    torch.testing.assert_close(outputs.sum(dim=1), magnitude)
-    torch.testing.assert_close(outputs[:, 0], masks["vocals"] * magnitude, atol=1e-5, rtol=1e-4)
+    torch.manual_seed(2)
+    audio = torch.randn(2, 2, 512)
+    core = _fixed_core({"vocals": torch.rand(2, 2, 33, 512 // 16 + 1)})
+    assert core.stems == output_stems(["vocals"]) == ["vocals", "other"]
+    outputs = core.ratio_magnitudes(audio)
+    assert outputs.shape == (2, 2, 2, 512 // 16 + 1, 33)
+    torch.testing.assert_close(outputs.sum(dim=0), core.spectrogram(audio).abs())
+    stems = core(audio)
+    torch.testing.assert_close(stems.sum(dim=0), audio, atol=1e-5, rtol=1e-5)

@@ -1,13 +1,16 @@
-"""The separator end to end on generated audio, with tiny random models."""
+"""The separator end to end on generated audio: tiny random models, and a band-pass oracle
+set that really separates a known mixture (so a broken model step fails here)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from conftest import make_model_set, sine_mixture
+from conftest import band_sources, make_model_set, sine_mixture
 from stemcut import Separator
-from stemcut.audio import OutputSpec, load_audio, save_audio
+from stemcut.metrics import global_sdr
+from stemcut.settings import SeparationSettings, SettingsError
 
 
 @pytest.fixture(scope="module")
@@ -59,39 +62,67 @@ def test_set_without_other_gets_the_remainder(tmp_path):
     assert np.abs(stems["vocals"] + stems["other"] - audio).max() < 1e-4
 
 
-def test_separate_file_writes_exact_files(separator, tmp_path):
-    audio = sine_mixture(1.1, 22050, 1)
-    source = save_audio(tmp_path / "in.flac", audio, 22050, OutputSpec(format="flac", bit_depth=24))
-    outputs = {"vocals": tmp_path / "out" / "vocals.wav", "instrumental": tmp_path / "out" / "instrumental.wav"}
-    seen = []
-    result = separator.separate_file(source, outputs, OutputSpec(format="wav", bit_depth=32), progress=seen.append)
-    assert sum(seen) == audio.shape[1] == result.frames
-    vocals, rate = load_audio(outputs["vocals"])
-    instrumental, _ = load_audio(outputs["instrumental"])
-    mixture, _ = load_audio(source)
-    assert rate == 22050 and vocals.shape == mixture.shape == (1, audio.shape[1])
-    assert np.abs(vocals + instrumental - mixture).max() < 1e-5
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["instrumental.wav", "vocals.wav"]
+@pytest.mark.parametrize("wiener", [False, True])
+def test_band_oracle_set_separates_a_known_mixture(band_models, wiener):
+    """Each stem of the band-pass set must come out as its own source, in its own slot."""
+    sources = band_sources()
+    mixture = sum(sources.values())
+    with Separator(band_models, device="cpu", segment=1.0, wiener=wiener, threads=2) as separator:
+        stems = separator.separate(mixture, 44100)
+    for name, source in sources.items():
+        assert global_sdr(source, stems[name]) > 20, name
+    np.testing.assert_allclose(sum(stems.values()), mixture, atol=1e-4)
 
 
-def test_failed_file_leaves_no_outputs(separator, tmp_path):
-    import soundfile as sf
+def test_band_oracle_set_through_resampling_and_mono(band_models):
+    sources = {k: v[:1] for k, v in band_sources(seconds=1.5, seed=3).items()}
+    mixture = sum(sources.values())
+    import soxr
 
-    audio = sine_mixture(1.0, 8000, 2)
-    audio[:, 6000] = np.inf
-    sf.write(tmp_path / "bad.wav", audio.T, 8000, subtype="FLOAT")
-    from stemcut.audio import AudioError
-
-    with pytest.raises(AudioError, match="infinite"):
-        separator.separate_file(tmp_path / "bad.wav", {"vocals": tmp_path / "o" / "vocals.wav"}, OutputSpec())
-    assert list((tmp_path / "o").iterdir()) == []
+    at_48k = soxr.resample(mixture.T, 44100, 48000).T.astype(np.float32)
+    with Separator(band_models, device="cpu", segment=0.7, overlap=0.25) as separator:
+        stems = separator.separate(at_48k, 48000)
+    back = {k: soxr.resample(v.T, 48000, 44100).T for k, v in stems.items()}
+    length = min(v.shape[1] for v in back.values())
+    for name in ("vocals", "bass", "guitar"):
+        assert global_sdr(sources[name][:, 1000:length - 1000], back[name][:, 1000:length - 1000]) > 15, name
 
 
 def test_settings_are_validated(tiny_models):
-    with pytest.raises(ValueError, match="overlap"):
+    with pytest.raises(SettingsError, match="--overlap"):
         Separator(tiny_models, overlap=0.7)
-    with pytest.raises(ValueError, match="segment"):
-        Separator(tiny_models, segment=0)
+    for bad in (0, 0.001, float("nan"), float("inf")):
+        with pytest.raises(SettingsError, match="--segment"):
+            Separator(tiny_models, segment=bad)
+    with pytest.raises(SettingsError, match="--batch-size"):
+        SeparationSettings(batch_size=0)
+    with pytest.raises(SettingsError, match="--wiener-iterations"):
+        SeparationSettings(wiener_iterations=-1)
+
+
+def test_settings_keep_their_units():
+    settings = SeparationSettings(segment=2.5, overlap=0.2, wiener=False, wiener_iterations=3)
+    assert settings.fingerprint() == {"segment": 2.5, "overlap": 0.2, "wiener": False, "wiener_iterations": 0}
+    assert settings.describe()["segment"] == 2.5
+    chunking = settings.chunking(44100, 1024)
+    assert (chunking.segment, chunking.overlap) == (110250, 22050)
+    assert settings.segment == 2.5  # resolving never converts the setting itself
+
+
+def test_two_separators_keep_their_own_settings_and_leave_torch_alone(tiny_models):
+    before = torch.get_num_threads()
+    first = Separator(tiny_models, device="cpu", threads=2, segment=0.5)
+    second = Separator(tiny_models, device="cpu", threads=2, segment=1.0, wiener=True)
+    assert torch.get_num_threads() == before  # the calling thread's torch threads are untouched
+    assert first.workers == second.workers == 2
+    assert first.settings.segment == 0.5 and second.settings.segment == 1.0 and not first.settings.wiener
+    audio = sine_mixture(1.0, 44100, 2)
+    a = first.separate(audio, 44100)
+    b = second.separate(audio, 44100)
+    assert torch.get_num_threads() == before
+    assert np.abs(a["vocals"] - b["vocals"]).max() > 1e-4  # Wiener only on the second
+    default = Separator(tiny_models, device="cpu")
+    assert default.workers == min(len(__import__("os").sched_getaffinity(0)), before)
 
 
 def test_cuda_without_gpu_is_a_clear_error(tiny_models):

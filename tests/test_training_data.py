@@ -18,8 +18,7 @@ import soundfile as sf
 import torch
 
 from stemcut.training import augment
-from stemcut.training.dataset import (AugmentConfig, MixtureSampler, SourcePool, StemMixDataset,
-                                      fold_unknown_into_other)
+from stemcut.training.dataset import (AugmentConfig, MixtureSampler, SourcePool, StemMixDataset)
 from stemcut.training.effects import apply_chain, apply_filters, biquad, random_chain
 from stemcut.training.sources import (read_musdb_mp4_dir, read_solo_clips, read_stem_folder, read_stem_folders,
                                       read_vocals_accompaniment)
@@ -280,15 +279,3 @@ def test_torch_dataset_batches_through_dataloader(pools: list[SourcePool]) -> No
     assert mixture.shape == (3, 2, int(0.2 * SAMPLE_RATE)) and stems.shape == (3, 5, 2, int(0.2 * SAMPLE_RATE))
     assert known.shape == (3, 5) and known.dtype == torch.bool
     torch.testing.assert_close(mixture, stems.sum(dim=1))
-
-
-def test_fold_unknown_into_other_numpy_and_torch() -> None:
-    estimates = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)
-    known = np.array([[1, 1, 1, 0, 1], [1, 0, 0, 0, 1]], bool)
-    folded = fold_unknown_into_other(estimates, known)
-    np.testing.assert_array_equal(folded[0, 3], 0)
-    np.testing.assert_array_equal(folded[0, 4], estimates[0, 4] + estimates[0, 3])
-    np.testing.assert_array_equal(folded[1, 4], estimates[1, 1:].sum(axis=0))
-    np.testing.assert_array_equal(folded.sum(axis=1), estimates.sum(axis=1))
-    folded_torch = fold_unknown_into_other(torch.from_numpy(estimates), torch.from_numpy(known))
-    np.testing.assert_array_equal(folded_torch.numpy(), folded)

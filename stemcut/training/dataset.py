@@ -4,7 +4,7 @@ Typical use::
 
     pools = [
         SourcePool("musdb", read_stem_folders(".../musdb18-preview/train"), weight=0.4, dynamic_mix=0.5),
-        SourcePool("synthetic", read_stem_folders("/work/data_synth"), weight=0.3, dynamic_mix=0.5),
+        SourcePool("synthetic", read_stem_folders("data_synth"), weight=0.3, dynamic_mix=0.5),
         SourcePool("mir1k", read_vocals_accompaniment(".../mir1k"), weight=0.15),
         SourcePool("solo-vocals", read_solo_clips(".../solo", ["vocals"]), weight=0.15, backing="musdb"),
     ]
@@ -16,14 +16,15 @@ Typical use::
 ``known[b, i]`` is True when ``stems[b, i]`` is exactly target i. When it is False the
 slot is silence and that target's content (if any) is inside ``stems[b, OTHER]``: score
 ``other`` against the prediction of other plus the predictions of the unknown targets
-(:func:`fold_unknown_into_other`) and drop the unknown targets' own losses. ``known`` for
+(:func:`stemcut.targets.fold_into_other`, as :mod:`stemcut.training.objective` does)
+and drop the unknown targets' own losses. ``known`` for
 ``other`` is always True.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence, TypeVar
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -32,8 +33,6 @@ import torch.utils.data
 from stemcut.training import augment
 from stemcut.training.sources import StemTrack
 from stemcut.training.targets import OTHER, SAMPLE_RATE, TARGETS, target_index
-
-ArrayLike = TypeVar("ArrayLike", np.ndarray, torch.Tensor)
 
 
 @dataclass
@@ -151,26 +150,6 @@ class MixtureSampler:
         if self.rng.random() < config.tone:
             stems = augment.random_tone(stems, self.rng)
         return stems.astype(np.float32, copy=False)
-
-
-def fold_unknown_into_other(estimates: ArrayLike, known: ArrayLike) -> ArrayLike:
-    """Move the estimates of unknown targets into ``other`` so they can be scored per-target.
-
-    ``estimates``: ``[B, 5, ...]`` (numpy or torch); ``known``: ``[B, 5]`` bool. Returns
-    estimates where ``other`` = other + every unknown target and unknown slots are zero;
-    multiply per-target losses by ``known`` afterwards.
-    """
-    if isinstance(estimates, torch.Tensor):
-        mask = torch.as_tensor(known, device=estimates.device, dtype=torch.bool)
-        mask = mask.reshape(mask.shape + (1,) * (estimates.dim() - 2)).to(estimates.dtype)
-        hidden = (estimates * (1 - mask)).sum(dim=1)
-        out = estimates * mask
-        other = out[:, OTHER] + hidden
-        return torch.cat([out[:, :OTHER], other.unsqueeze(1), out[:, OTHER + 1 :]], dim=1)
-    mask = np.asarray(known, bool).reshape(known.shape + (1,) * (estimates.ndim - 2))
-    out = np.where(mask, estimates, 0)
-    out[:, OTHER] += np.where(mask, 0, estimates).sum(axis=1)
-    return out
 
 
 class StemMixDataset(torch.utils.data.IterableDataset):

@@ -1,9 +1,9 @@
-"""Audio effects for synthetic stems and augmentation, in plain numpy.
+"""Audio effects for synthetic stems and augmentation (numpy and scipy.signal).
 
-Filters are RBJ-cookbook biquads applied through their frequency response on a
-zero-padded FFT of the whole clip: the same result as running the IIR filter
-(up to the tail cut at the padding) without needing scipy. Chains are described
-by JSON-friendly dicts so a song's ``meta.json`` can say exactly what was applied.
+Filters are RBJ-cookbook biquads (scipy.signal has no shelving or peaking designs),
+run as second-order sections by ``scipy.signal.sosfilt``; reverb is an FFT
+convolution (``scipy.signal.oaconvolve``). Chains are described by JSON-friendly
+dicts so a song's ``meta.json`` can say exactly what was applied.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy.signal import oaconvolve, sosfilt
 
 from stemcut.training.targets import SAMPLE_RATE
 
-Biquad = tuple[np.ndarray, np.ndarray]
-FILTER_TAIL = 16384  # padding so IIR tails do not wrap around the FFT
+Biquad = np.ndarray  # one second-order section: b0, b1, b2, 1, a1, a2
 
 
 def biquad(kind: str, freq: float, q: float = 0.707, gain_db: float = 0.0, rate: int = SAMPLE_RATE) -> Biquad:
-    """RBJ biquad coefficients ``(b, a)`` for lowpass/highpass/peak/lowshelf/highshelf."""
+    """RBJ biquad for lowpass/highpass/peak/lowshelf/highshelf, as one ``sosfilt`` section."""
     freq = min(freq, 0.49 * rate)
     w0 = 2 * math.pi * freq / rate
     cos_w0, alpha = math.cos(w0), math.sin(w0) / (2 * q)
@@ -50,41 +50,14 @@ def biquad(kind: str, freq: float, q: float = 0.707, gain_db: float = 0.0, rate:
     else:
         raise ValueError(f"unknown biquad kind {kind!r}")
     b_arr, a_arr = np.array(b), np.array(a)
-    return b_arr / a_arr[0], a_arr / a_arr[0]
-
-
-def filter_response(filters: list[Biquad], n_fft: int) -> np.ndarray:
-    """Complex response of a cascade of biquads at the ``rfft`` bins of size ``n_fft``."""
-    z = np.exp(-1j * np.linspace(0, math.pi, n_fft // 2 + 1))
-    response = np.ones_like(z)
-    for b, a in filters:
-        response *= (b[0] + b[1] * z + b[2] * z * z) / (a[0] + a[1] * z + a[2] * z * z)
-    return response
+    return np.concatenate([b_arr, a_arr]) / a_arr[0]
 
 
 def apply_filters(audio: np.ndarray, filters: list[Biquad]) -> np.ndarray:
     """Run a biquad cascade over the last axis of ``audio`` (any leading shape)."""
     if not filters or audio.shape[-1] == 0:
         return audio
-    n_fft = _fft_size(audio.shape[-1] + FILTER_TAIL)
-    spectrum = np.fft.rfft(audio, n_fft, axis=-1) * filter_response(filters, n_fft)
-    return np.fft.irfft(spectrum, n_fft, axis=-1)[..., : audio.shape[-1]].astype(np.float32)
-
-
-def _fft_size(n: int) -> int:
-    """A fast FFT size >= n (products of 2, 3 and 5 only)."""
-    best = 1 << (n - 1).bit_length()
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            size = p35
-            while size < n:
-                size *= 2
-            best = min(best, size)
-            p35 *= 3
-        p5 *= 5
-    return best
+    return sosfilt(np.stack(filters), audio, axis=-1).astype(np.float32)
 
 
 def drive(audio: np.ndarray, gain_db: float, asymmetry: float = 0.0) -> np.ndarray:
@@ -135,10 +108,8 @@ def reverb(audio: np.ndarray, rt60: float, wet: float, predelay_ms: float, rng: 
     tail /= np.sqrt((tail**2).sum(axis=1, keepdims=True)) + 1e-9
     impulse = np.zeros((2, int(predelay_ms * rate / 1000) + length), np.float32)
     impulse[:, -length:] = tail
-    n_fft = _fft_size(audio.shape[-1] + impulse.shape[-1])
     stereo = np.broadcast_to(audio, (2, audio.shape[-1])) if audio.ndim == 1 else audio
-    wet_signal = np.fft.irfft(np.fft.rfft(stereo, n_fft) * np.fft.rfft(impulse, n_fft), n_fft)
-    wet_signal = wet_signal[:, : audio.shape[-1]]
+    wet_signal = oaconvolve(stereo, impulse, axes=-1)[:, : audio.shape[-1]]
     return ((1 - wet) * stereo + wet * wet_signal).astype(np.float32)
 
 
@@ -196,7 +167,7 @@ def random_chain(rng: np.random.Generator, amp: bool = False, reverb_probability
 
 
 def apply_chain(audio: np.ndarray, chain: list[dict[str, Any]], rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Apply a chain made by :func:`random_chain` to ``[2, T]`` audio (adjacent EQs run as one FFT pass)."""
+    """Apply a chain made by :func:`random_chain` to ``[2, T]`` audio (adjacent EQs run as one cascade)."""
     pending: list[Biquad] = []
     for step in chain:
         if step["type"] == "eq":

@@ -13,17 +13,17 @@ its reference is other + every unknown target.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
+from stemcut.audio import SOUNDFILE_EXTENSIONS
+from stemcut.stemfolder import inside_other, read_meta, stem_files
+from stemcut.targets import fold_into_other
 from stemcut.training.audio_io import LoadedAudio, read_audio_file, read_stem_mp4_streams, to_training_format
 from stemcut.training.targets import SAMPLE_RATE, TARGETS, target_index
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 # NI Stems order used by MUSDB18: 0 mixture, 1 drums, 2 bass, 3 other, 4 vocals.
 MUSDB_STREAM_TARGETS = {1: "drums", 2: "bass", 3: "other", 4: "vocals"}
 
@@ -87,26 +87,10 @@ def _stack(stems: dict[str, LoadedAudio]) -> tuple[np.ndarray, bool, int]:
     return out, was_mono, lowest_rate
 
 
-def _find_audio(folder: Path, stem: str) -> Path | None:
-    for suffix in AUDIO_SUFFIXES:
-        path = folder / f"{stem}{suffix}"
-        if path.exists():
-            return path
-    return None
-
-
-def _known_from(present: Iterable[str], unknown: Iterable[str]) -> tuple[bool, ...]:
-    """Known mask: vocals/drums/other always known; bass/guitar known only when present."""
-    present, unknown = set(present), set(unknown)
-    known = []
-    for name in TARGETS:
-        if name in unknown:
-            known.append(False)
-        elif name in ("bass", "guitar"):
-            known.append(name in present)
-        else:
-            known.append(True)
-    return tuple(known)
+def _known_except(hidden: Iterable[str]) -> tuple[bool, ...]:
+    """Known mask: every target known but those whose content is inside ``other``."""
+    hidden = set(hidden)
+    return tuple(name not in hidden for name in TARGETS)
 
 
 def read_stem_mp4(path: str | Path, licence: str = "see dataset") -> StemTrack:
@@ -125,7 +109,7 @@ def read_stem_mp4(path: str | Path, licence: str = "see dataset") -> StemTrack:
         return _stack(stems)
 
     name = path.name.removesuffix(".stem.mp4")
-    return StemTrack(name, "musdb-stem-mp4", _known_from(["bass"], ["guitar"]), load, licence=licence)
+    return StemTrack(name, "musdb-stem-mp4", _known_except(["guitar"]), load, licence=licence)
 
 
 def read_musdb_mp4_dir(root: str | Path) -> list[StemTrack]:
@@ -133,83 +117,44 @@ def read_musdb_mp4_dir(root: str | Path) -> list[StemTrack]:
     return [read_stem_mp4(p) for p in sorted(Path(root).rglob("*.stem.mp4"))]
 
 
-def read_stem_folder(folder: str | Path, licence: str | None = None) -> StemTrack:
-    """One ``<track>/<target>.wav|flac|ogg`` folder (MUSDB18-HQ, MedleyDB rebuilds, synthetic).
+def read_stem_folder(folder: str | Path, licence: str | None = None, layout: str = "stem-folder") -> StemTrack:
+    """One stem folder (:mod:`stemcut.stemfolder`: MUSDB18-HQ, MedleyDB rebuilds, synthetic, MIR-1K).
 
-    Missing vocals/drums/other files are silence (known); a missing bass or guitar file
-    means that target is inside ``other`` (not known). A ``meta.json`` with
-    ``"bass_separate": false`` marks bass as inside ``other`` and its ``licence`` field
-    is used when ``licence`` is not given.
-    """
+    A stem the folder has no file for is silence (known) or, for bass and guitar
+    and what ``meta.json`` names, inside ``other`` (not known; any file it does
+    have is added into ``other``). ``meta.json``'s ``licence`` is used when
+    ``licence`` is not given; ``parts_below_44k`` marks the track band-limited."""
     folder = Path(folder)
-    files = {t: p for t in TARGETS if (p := _find_audio(folder, t)) is not None}
+    files = stem_files(folder)
     if not files:
         raise FileNotFoundError(f"{folder}: no {'/'.join(TARGETS)} audio files")
-    meta = _read_meta(folder)
-    unknown = [] if meta.get("bass_separate", True) else ["bass"]
-    known = _known_from(files, unknown)
+    meta = read_meta(folder)
+    known = _known_except(inside_other(folder))
     licence = licence or meta.get("licence") or "see dataset"
     band_limited = 12000.0 if meta.get("parts_below_44k") else None
 
     def load() -> tuple[np.ndarray, bool, int]:
-        stems = {t: read_audio_file(p) for t, p in files.items()}
+        stems, was_mono, lowest_rate = _stack({t: read_audio_file(p) for t, p in files.items()})
         # A target that is not known has its content moved into "other".
-        for name in list(stems):
-            if not known[target_index(name)]:
-                audio = stems.pop(name)
-                if "other" in stems:
-                    stems["other"] = _sum_audio(stems["other"], audio)
-                else:
-                    stems["other"] = audio
-        return _stack(stems)
+        return fold_into_other(stems, TARGETS, np.array(known)), was_mono, lowest_rate
 
-    return StemTrack(folder.name, "stem-folder", known, load, band_limited_hz=band_limited, licence=licence)
-
-
-def _sum_audio(a: LoadedAudio, b: LoadedAudio) -> LoadedAudio:
-    length = max(a.samples.shape[1], b.samples.shape[1])
-    out = np.zeros((2, length), np.float32)
-    out[:, : a.samples.shape[1]] += a.samples
-    out[:, : b.samples.shape[1]] += b.samples
-    return LoadedAudio(out, min(a.source_rate, b.source_rate), a.was_mono or b.was_mono)
-
-
-def _read_meta(folder: Path) -> dict:
-    path = folder / "meta.json"
-    if not path.exists():
-        return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return StemTrack(folder.name, layout, known, load, band_limited_hz=band_limited, licence=licence)
 
 
 def read_stem_folders(root: str | Path, licence: str | None = None) -> list[StemTrack]:
-    """Every sub-folder of ``root`` holding at least one target audio file, sorted by name."""
-    root = Path(root)
-    tracks = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        if any(_find_audio(folder, t) for t in TARGETS):
-            tracks.append(read_stem_folder(folder, licence))
-    return tracks
+    """Every stem folder under ``root``, sorted by name."""
+    from stemcut.stemfolder import list_stem_folders
+
+    return [read_stem_folder(folder, licence) for folder in list_stem_folders(root)]
 
 
 def read_vocals_accompaniment(root: str | Path, licence: str = "research use (MIR-1K)") -> list[StemTrack]:
-    """MIR-1K-style ``<clip>/{vocals,accompaniment}.*`` pairs.
+    """MIR-1K-style ``<clip>/{vocals,accompaniment}.*`` pairs (16 kHz mono clips are
+    resampled and flagged by ``load``): vocals known, the rest inside ``other``."""
+    from stemcut.stemfolder import ACCOMPANIMENT_NAME, find_file, list_stem_folders
 
-    Vocals are known; the accompaniment is ``other`` and drums, bass and guitar are
-    unknown (inside it). 16 kHz mono clips are resampled and flagged by ``load``.
-    """
-    tracks = []
-    for folder in sorted(p for p in Path(root).iterdir() if p.is_dir()):
-        vocals, accompaniment = _find_audio(folder, "vocals"), _find_audio(folder, "accompaniment")
-        if vocals is None or accompaniment is None:
-            continue
-
-        def load(v: Path = vocals, a: Path = accompaniment) -> tuple[np.ndarray, bool, int]:
-            return _stack({"vocals": read_audio_file(v), "other": read_audio_file(a)})
-
-        known = tuple(t in ("vocals", "other") for t in TARGETS)
-        tracks.append(StemTrack(folder.name, "vocals-accompaniment", known, load, licence=licence))
-    return tracks
+    return [read_stem_folder(folder, licence, layout="vocals-accompaniment") for folder in list_stem_folders(root)
+            if find_file(folder, "vocals") and find_file(folder, ACCOMPANIMENT_NAME)]
 
 
 def read_solo_clips(root: str | Path, categories: Iterable[str] = TARGETS) -> list[StemTrack]:
@@ -227,7 +172,7 @@ def read_solo_clips(root: str | Path, categories: Iterable[str] = TARGETS) -> li
         folder = root / category
         if not folder.is_dir():
             continue
-        for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
+        for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in SOUNDFILE_EXTENSIONS):
 
             def load(p: Path = path, i: int = index) -> tuple[np.ndarray, bool, int]:
                 audio = read_audio_file(p)

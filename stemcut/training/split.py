@@ -1,6 +1,6 @@
 """The real held-out validation split: which tracks training must never see.
 
-The split is a readable JSON file (``scripts/validation_split.json``) mapping a
+The split is a readable JSON file (``validation_split.json`` beside this module) mapping a
 data-root-relative folder (``musdb18-preview/train``, ``mdb``, ``cc0-album``,
 ``mir1k``) to the track folder names held out of training. Keys that do not
 name a folder (``description``, notes) are ignored.
@@ -9,12 +9,15 @@ name a folder (``description``, notes) are ignored.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Sequence
 
 from .sources import StemTrack
 
-DEFAULT_SPLIT = Path(__file__).resolve().parents[2] / "scripts" / "validation_split.json"
+DATA_ROOT_ENV = "STEMCUT_DATA"
+
+DEFAULT_SPLIT = Path(__file__).resolve().with_name("validation_split.json")
 
 
 def load_split(path: str | Path = DEFAULT_SPLIT) -> dict[str, list[str]]:
@@ -41,3 +44,9 @@ def validation_dirs(split: dict[str, list[str]], data_root: str | Path) -> list[
     root = Path(data_root)
     return [root / folder / name for folder, names in split.items() for name in names
             if (root / folder / name).is_dir()]
+
+
+def default_data_root() -> Path | None:
+    """``$STEMCUT_DATA``: the folder holding the real multitrack sets (musdb18-preview, mdb, ...)."""
+    value = os.environ.get(DATA_ROOT_ENV)
+    return Path(value) if value else None

@@ -1,0 +1,139 @@
+"""The one file loop: read, resample, chunk, separate, write, clean up.
+
+:func:`separate_file` streams one input through a :class:`stemcut.separator.Separator`
+into a :class:`Sink`. Sinks only encode: a sink names the blocks it wants
+(``sources``: per output track, the stems or derived outputs summed into it) and
+gets exactly those, block by block; the loop owns reading, progress, the writer
+thread and what happens on an error (the sink is aborted, so nothing half-written
+is left where a finished file belongs). Sinks: :class:`stemcut.audio.StemFilesSink`
+(one WAV/FLAC/OGG/MP3 per output) and :class:`stemcut.nistems.StemContainerSink`
+(one NI ``.stem.mp4``); an output spec makes its own with ``spec.sink(outputs)``.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from .audio import AudioError, AudioReader
+from .separator import READ_BLOCK, Separator
+from .targets import MIXTURE, derive_output
+
+
+class Sink(Protocol):
+    """Where one input's outputs go. ``sources[k]`` names what is summed into track k."""
+
+    sources: Sequence[tuple[str, ...]]
+    clipped_samples: int
+
+    def open(self, sample_rate: int, channels: int, frames_hint: int) -> None: ...
+
+    def write(self, blocks: list[np.ndarray]) -> None: ...
+
+    def commit(self) -> dict[str, Path]: ...
+
+    def abort(self) -> None: ...
+
+
+@dataclass
+class FileResult:
+    """What separating one file produced."""
+
+    input: Path
+    outputs: dict[str, Path]
+    sample_rate: int
+    channels: int
+    frames: int
+    clipped_samples: int = 0
+    seconds: float = 0.0
+
+
+def separate_file(separator: Separator, path: os.PathLike | str, sink: Sink,
+                  progress: Callable[[int], None] | None = None) -> FileResult:
+    """Separate ``path`` into ``sink``; ``progress`` gets the input frames done after each block.
+
+    Every output is complete when this returns; on any error (and on Ctrl-C) the
+    sink is aborted and the error goes on to the caller."""
+    started = time.perf_counter()
+    names = {name for group in sink.sources for name in group} - {MIXTURE}
+    unknown = names - set(separator.available_outputs())
+    if unknown:
+        raise ValueError(f"this model set cannot produce {', '.join(sorted(unknown))} "
+                         f"(it gives {', '.join(separator.available_outputs())})")
+    stems_order = separator.stems
+    with AudioReader(path) as reader:
+        info = reader.info
+        sink.open(info.sample_rate, info.channels, info.frames)
+        try:
+            def write(mixture: np.ndarray, stems: np.ndarray) -> None:
+                sink.write([_sum(derive_output(name, stems_order, mixture, stems) for name in group)
+                            for group in sink.sources])
+                if progress is not None:
+                    progress(mixture.shape[1])
+
+            # Encoding runs on its own thread, overlapping the next segments' compute;
+            # at most one block waits for it, so memory stays bounded.
+            with _BackgroundWriter(write, depth=1) as background:
+                for mixture, stems in separator.stream(reader.blocks(READ_BLOCK), info.sample_rate, info.channels):
+                    background.put(mixture, stems)
+            if reader.frames_read == 0:
+                raise AudioError(path, "contains no audio samples")
+            written = sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
+    return FileResult(Path(path), written, info.sample_rate, info.channels, reader.frames_read,
+                      clipped_samples=sink.clipped_samples, seconds=time.perf_counter() - started)
+
+
+def _sum(blocks) -> np.ndarray:
+    blocks = list(blocks)
+    return blocks[0] if len(blocks) == 1 else np.sum(blocks, axis=0)
+
+
+class _BackgroundWriter:
+    """Runs ``write(*item)`` for each ``put`` item on one thread, in order.
+
+    ``put`` blocks while ``depth`` items wait. An exception raised by ``write`` is
+    re-raised in the caller (at the next ``put`` or on leaving the ``with``)."""
+
+    _STOP = object()
+
+    def __init__(self, write: Callable[..., None], depth: int = 1):
+        self._write = write
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="stemcut-writer", daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._STOP:
+                return
+            if self._error is None:
+                try:
+                    self._write(*item)
+                except BaseException as error:  # handed to the caller
+                    self._error = error
+
+    def put(self, *item) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def __enter__(self) -> "_BackgroundWriter":
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self._queue.put(self._STOP)
+        self._thread.join()
+        if kind is None and self._error is not None:
+            raise self._error

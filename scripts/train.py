@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
                         help="stop this invocation after this many steps (0: run to --steps)")
     parser.add_argument("--run", type=Path, default=defaults.run, help="folder for checkpoint and log")
     parser.add_argument("--resume", action="store_true", help="continue from <run>/checkpoint.pt")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start from this model set's weights (same --arch and --params), e.g. weights")
     parser.add_argument("--export", type=Path, default=None, help="write the model set here at the end")
     parser.add_argument("--val-minutes", type=float, default=defaults.val_minutes, help="validate every this many minutes")
     parser.add_argument("--val-seconds", type=float, default=defaults.val_seconds,
@@ -83,7 +85,7 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
             synthetic=args.synthetic, mix=args.mix, split=args.split, segment=args.segment, batch=args.batch,
             lr=args.lr, steps=args.steps, decay_from=args.decay_from, minutes=args.minutes,
             session_steps=args.session_steps, run=args.run,
-            resume=args.resume, export=args.export, val_minutes=args.val_minutes, val_seconds=args.val_seconds,
+            resume=args.resume, init=args.init, export=args.export, val_minutes=args.val_minutes, val_seconds=args.val_seconds,
             checkpoint_minutes=args.checkpoint_minutes, device=args.device, threads=args.threads,
             amp=not args.no_amp, seed=args.seed, workers=args.workers, command=command)
     except ValueError as error:

@@ -63,6 +63,10 @@ def test_train_resume_export(tmp_path):
     assert entry["quality"]["validation_tracks"] == 0  # the held-out song has no guitar stem
     assert entry["quality"]["validation_global_sdr_db"] is None
 
+    # A new run can start from an exported set (same family and parameters).
+    assert train.main(common[:-1] + [str(tmp_path / "run2"), "--init", str(tmp_path / "w"), "--steps", "1"]) == 0
+    assert "initialised from the model set" in (tmp_path / "run2" / "train.log").read_text()
+
     from stemcut.separator import Separator
 
     separator = Separator(tmp_path / "w", device="cpu")

@@ -59,6 +59,7 @@ class TrainConfig:
     session_steps: int = 0          # stop this invocation after this many steps (0: no limit)
     run: Path = Path("runs/train")
     resume: bool = False
+    init: Path | None = None        # start from this model set's weights (same arch and params)
     export: Path | None = None
     val_minutes: float = 10.0
     val_seconds: float = 30.0
@@ -130,6 +131,20 @@ class Trainer:
         settings = SeparationSettings(device=str(self.device), threads=self.config.threads)
         return Separator(self.core, settings, sample_rate=SAMPLE_RATE)
 
+    def initialise_from(self, model_dir: Path) -> None:
+        """Load the weights of a model set whose targets, family and hyper-parameters match."""
+        from ..weights import ModelError, load_model_set
+
+        loaded = load_model_set(model_dir)
+        for spec in loaded.specs:
+            if spec.target in self.core.models and (spec.arch, spec.params) != (self.config.arch, self.config.params):
+                raise ModelError(f"{spec.path}: {spec.arch} {spec.params} does not match the run's "
+                                 f"{self.config.arch} {self.config.params}")
+        for target, model in self.core.models.items():
+            if target not in loaded.models:
+                raise ModelError(f"{model_dir}: no {target} model to start from")
+            model.load_state_dict(loaded.models[target].state_dict())
+
     def state(self) -> dict:
         return {"models": {t: m.state_dict() for t, m in self.core.models.items()},
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
@@ -187,6 +202,9 @@ def train(config: TrainConfig, log: Callable[[str], None] | None = None) -> dict
 
     trainer = Trainer(config, device)
     say(f"{trainer.parameters_per_target / 1e6:.2f}M parameters per target")
+    if config.init is not None and not (config.resume and (config.run / "checkpoint.pt").exists()):
+        trainer.initialise_from(config.init)
+        say(f"initialised from the model set {config.init}")
     step, minutes, history = 0, 0.0, []
     checkpoint = config.run / "checkpoint.pt"
     if config.resume and checkpoint.exists():

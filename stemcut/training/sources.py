@@ -123,7 +123,8 @@ def read_stem_folder(folder: str | Path, licence: str | None = None, layout: str
     A stem the folder has no file for is silence (known) or, for bass and guitar
     and what ``meta.json`` names, inside ``other`` (not known; any file it does
     have is added into ``other``). ``meta.json``'s ``licence`` is used when
-    ``licence`` is not given; ``parts_below_44k`` marks the track band-limited."""
+    ``licence`` is not given; ``band_limited_hz`` (or ``parts_below_44k``: 12 kHz) marks
+    the track band-limited."""
     folder = Path(folder)
     files = stem_files(folder)
     if not files:
@@ -131,7 +132,7 @@ def read_stem_folder(folder: str | Path, licence: str | None = None, layout: str
     meta = read_meta(folder)
     known = _known_except(inside_other(folder))
     licence = licence or meta.get("licence") or "see dataset"
-    band_limited = 12000.0 if meta.get("parts_below_44k") else None
+    band_limited = meta.get("band_limited_hz") or (12000.0 if meta.get("parts_below_44k") else None)
 
     def load() -> tuple[np.ndarray, bool, int]:
         stems, was_mono, lowest_rate = _stack({t: read_audio_file(p) for t, p in files.items()})

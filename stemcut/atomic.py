@@ -9,6 +9,7 @@ finished file. The temporary gets the permissions a plain ``open()`` would give
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -21,11 +22,35 @@ def _default_mode() -> int:
     return 0o666 & ~mask
 
 
+NAME_MAX = 255      # bytes in one file name on every common file system
+PARTIAL_SUFFIX = ".partial"
+_RANDOM = 8         # characters mkstemp adds
+
+
+def hidden_name(name: str, suffix: str, reserve: int = 0) -> str:
+    """``.<name><suffix>``, with ``name`` shortened (and a hash of it kept) when the whole,
+    plus ``reserve`` more bytes, would not fit in one file name. Always the same for the
+    same arguments, so a later run finds the names an earlier one left."""
+    full = f".{name}{suffix}"
+    if len(full.encode()) + reserve <= NAME_MAX:
+        return full
+    tag = "~" + hashlib.sha1(name.encode()).hexdigest()[:10]
+    room = NAME_MAX - reserve - len(f".{tag}{suffix}".encode())
+    short = name.encode()[:max(room, 1)].decode("utf-8", errors="ignore")
+    return f".{short}{tag}{suffix}"
+
+
+def partial_prefix(final: os.PathLike | str) -> str:
+    """The start of every temporary name :func:`partial_file` makes for ``final``."""
+    return hidden_name(Path(final).name, ".", reserve=_RANDOM + len(PARTIAL_SUFFIX))
+
+
 def partial_file(final: os.PathLike | str) -> Path:
-    """Create an empty temporary file beside ``final`` (its folder made if needed)."""
+    """Create an empty temporary file beside ``final`` (its folder made if needed); its
+    name fits the file system whatever the length of ``final``'s."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
+    handle, temp = tempfile.mkstemp(prefix=partial_prefix(final), suffix=PARTIAL_SUFFIX, dir=final.parent)
     try:
         os.fchmod(handle, _default_mode())
     finally:

@@ -36,6 +36,8 @@ FLAC_SUBTYPES = {16: "PCM_16", 24: "PCM_24"}
 # Plain RIFF WAV stops at 4 GiB; beyond that the writer switches to RF64.
 WAV_LIMIT_BYTES = 4 * 1024**3 - 1024**2
 
+# Frames an AAC stream may decode past its container's declared length (encoder padding).
+PADDING_GUARD = 4096
 PYAV_HINT = "install PyAV (`pip install av`, a wheel that ships FFmpeg's libraries)"
 
 
@@ -87,20 +89,30 @@ class AudioReader:
         self.path = Path(path)
         self.stream = stream
         self.frames_read = 0
-        if not self.path.exists():
-            raise AudioError(self.path, "no such file")
-        if self.path.is_dir():
-            raise AudioError(self.path, "is a folder, not an audio file")
-        if not os.access(self.path, os.R_OK):
-            raise AudioError(self.path, "permission denied")
-        if self.path.stat().st_size == 0:
-            raise AudioError(self.path, "empty file (0 bytes)")
-        self._decoder = self._open()
+        problem = input_file_problem(self.path)
+        if problem:
+            raise AudioError(self.path, problem)
+        with _native_stderr_silenced():  # decoder libraries' own notes never reach the terminal raw
+            self._decoder = self._open()
         self.info = self._decoder.info
         if self.info.channels < 1:
-            raise AudioError(self.path, "no audio channels")
+            self.close()
+            raise AudioError(self.path, NOT_AUDIO)
         if self.info.sample_rate < 1:
+            self.close()
             raise AudioError(self.path, f"invalid sample rate {self.info.sample_rate}")
+
+    @property
+    def shortfall(self) -> int:
+        """Frames the header promised but the file did not hold (0 if the container's
+        length is only an estimate, or once every promised frame was read)."""
+        promised = getattr(self._decoder, "promised_frames", None)
+        return max(0, promised - self.frames_read) if promised is not None else 0
+
+    @property
+    def promised_frames(self) -> int | None:
+        """The frame count the file's header states, where it states one."""
+        return getattr(self._decoder, "promised_frames", None)
 
     def _open(self) -> "_SoundfileDecoder | _PyAVDecoder":
         suffix = self.path.suffix.lower()
@@ -135,10 +147,108 @@ class AudioReader:
         self.close()
 
 
+NOT_AUDIO = "not a recognised audio file (unknown or corrupt header)"
+
+
+def write_failure(path: Path, error: BaseException, what: str = "write failed") -> str:
+    """'write failed (<the system's words>)' for an error while writing ``path``.
+
+    libsndfile reports a full disk as 'System error.'; the folder's free space says what
+    it was, so the reason reads the same for every format."""
+    import errno
+    import shutil
+
+    why = error.strerror if isinstance(error, OSError) and error.strerror else str(error).strip()
+    why = why.splitlines()[0] if why else type(error).__name__
+    if not isinstance(error, OSError) or not error.strerror:
+        try:
+            full = shutil.disk_usage(path.parent).free < 1024 * 1024
+        except OSError:
+            full = False
+        if full:
+            why = os.strerror(errno.ENOSPC)
+        elif "system error" in why.lower() or why.lower().startswith("error"):
+            why = why.split(":")[-1].strip().rstrip(".") or why
+    return f"{what} ({why})"
+
+
+def input_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an input file, in plain words (None if it can be tried)."""
+    import errno
+    import stat
+
+    try:
+        info = path.stat()
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symbolic link loop"
+        if error.errno == errno.ENOENT:
+            return "broken symbolic link (its target does not exist)" if path.is_symlink() else "no such file"
+        if error.errno == errno.ENAMETOOLONG:
+            return "file name too long"
+        if error.errno == errno.EACCES:
+            return "permission denied"
+        return (error.strerror or str(error)).lower()
+    if stat.S_ISDIR(info.st_mode):
+        return "is a folder, not an audio file"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file (a pipe, socket or device)"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    if info.st_size == 0:
+        return "empty file (0 bytes)"
+    return None
+
+
+class _native_stderr_silenced:
+    """Send file descriptor 2 to nowhere while a decoder opens a file (mpg123 inside
+    libsndfile prints notes such as 'Illegal Audio-MPEG-Header' straight to it).
+    Only from the main thread, so a worker's output is never swallowed."""
+
+    def __enter__(self):
+        import threading
+
+        self._saved = None
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        try:
+            import sys
+
+            sys.stderr.flush()
+            self._saved = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        except OSError:
+            self._saved = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._saved is not None:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+
+
+def _promised_frames(log: str, frames: int) -> int:
+    """The frame count a header promised, from libsndfile's parse log: AIFF's 'Frames : N',
+    or a data chunk 'data : N (should be M)' bytes that the file is too short for."""
+    import re
+
+    stated = re.search(r"^\s*Frames\s*:\s*(\d+)", log, re.M)
+    if stated:
+        return max(int(stated.group(1)), frames)
+    short = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", log, re.M)
+    if short and int(short.group(2)) > 0:
+        return max(frames, int(round(frames * int(short.group(1)) / int(short.group(2)))))
+    return frames
+
+
 def _libsndfile_reason(error: Exception) -> str:
     text = str(error)
-    if "Format not recognised" in text or "unknown format" in text.lower():
-        return "not a recognised audio file (unknown or corrupt header)"
+    lowered = text.lower()
+    if ("format not recognised" in lowered or "unknown format" in lowered
+            or "not a regular file" in lowered or "does not exist" in lowered):
+        return NOT_AUDIO  # what libsndfile says of data it cannot parse (the file itself was checked)
     return f"cannot decode ({text.split(':')[-1].strip() or text})"
 
 
@@ -147,6 +257,7 @@ class _SoundfileDecoder:
         self._file = sf.SoundFile(str(path))
         self.info = AudioInfo(path, self._file.samplerate, self._file.channels, self._file.frames,
                               f"{self._file.format}/{self._file.subtype}")
+        self.promised_frames = _promised_frames(self._file.extra_info, self._file.frames)
 
     def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
         while True:
@@ -163,6 +274,8 @@ class _SoundfileDecoder:
 
 
 class _PyAVDecoder:
+    promised_frames = None  # compressed streams' lengths are estimates
+
     def __init__(self, path: Path, stream: int):
         try:
             import av
@@ -172,7 +285,7 @@ class _PyAVDecoder:
         try:
             self._container = av.open(str(path))
         except (av.FFmpegError, UnicodeDecodeError, ValueError) as error:
-            raise AudioError(path, f"not a recognised audio file ({_first_line(error)})") from None
+            raise AudioError(path, NOT_AUDIO) from None
         streams = self._container.streams.audio
         if not streams:
             self._container.close()
@@ -195,11 +308,16 @@ class _PyAVDecoder:
         self.info = AudioInfo(path, rate, channels, frames, context.name or "unknown")
 
     def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
+        """Float blocks of exactly ``block_frames`` (the last one shorter), cut at the
+        container's declared length when the decoder runs a little past it (the AAC
+        encoder's end padding: up to ``PADDING_GUARD`` frames)."""
         av = self._av
         # FFmpeg's own converter and FIFO: any sample format to float planar, any
-        # frame size to blocks of exactly `block_frames` (the last one shorter).
+        # frame size to blocks of exactly `block_frames`.
         to_float = av.AudioResampler(format="fltp")
         fifo = av.AudioFifo()
+        declared = self.info.frames
+        emitted = 0
 
         def push(frames) -> None:
             for converted in frames:
@@ -209,14 +327,21 @@ class _PyAVDecoder:
         try:
             for frame in self._container.decode(self._stream):
                 push(to_float.resample(frame))
-                while (block := fifo.read(block_frames)) is not None:
-                    yield block.to_ndarray()
+                # Hold back the guard, so the end can still be cut to the declared length.
+                while fifo.samples >= block_frames + PADDING_GUARD:
+                    block = fifo.read(block_frames).to_ndarray()
+                    emitted += block.shape[1]
+                    yield block
             push(to_float.resample(None))
         except av.FFmpegError as error:
             raise AudioError(self.info.path, f"decoding failed mid-file ({_first_line(error)})") from None
-        rest = fifo.read()
-        if rest is not None and rest.samples:
-            yield rest.to_ndarray()
+        rest = fifo.samples
+        if declared and declared >= emitted and 0 < emitted + rest - declared <= PADDING_GUARD:
+            rest = declared - emitted
+        while rest > 0:
+            block = fifo.read(min(block_frames, rest)).to_ndarray()
+            rest -= block.shape[1]
+            yield block
 
     def close(self) -> None:
         self._container.close()
@@ -256,15 +381,15 @@ class OutputSpec:
 
     def __post_init__(self) -> None:
         if self.format not in OUTPUT_FORMATS:
-            raise ValueError(f"unknown output format {self.format!r}; choose from {', '.join(OUTPUT_FORMATS)}")
+            raise ValueError(f"--format: unknown output format {self.format!r}; choose from {', '.join(OUTPUT_FORMATS)} or stem.mp4")
         if self.format == "wav" and self.bit_depth not in WAV_SUBTYPES:
-            raise ValueError("WAV bit depth must be 16, 24 or 32 (float)")
+            raise ValueError(f"--bit-depth for WAV must be 16, 24 or 32 (float), got {self.bit_depth}")
         if self.format == "flac" and self.bit_depth not in FLAC_SUBTYPES:
-            raise ValueError("FLAC bit depth must be 16 or 24")
+            raise ValueError(f"--bit-depth for FLAC must be 16 or 24, got {self.bit_depth}")
         if self.format == "mp3" and not 32 <= self.bitrate <= 320:
-            raise ValueError("MP3 bitrate must be between 32 and 320 kbit/s")
+            raise ValueError(f"--bitrate for MP3 must be from 32 to 320 kbit/s, got {self.bitrate}")
         if not 0.0 <= self.quality <= 1.0:
-            raise ValueError("OGG quality must be between 0 and 1")
+            raise ValueError(f"OGG quality must be from 0 to 1, got {self.quality}")
 
     @property
     def extension(self) -> str:
@@ -316,7 +441,7 @@ class AudioWriter:
                                       **spec.soundfile_args(frames_hint, channels))
         except (sf.LibsndfileError, OSError) as error:
             self.temp_path.unlink(missing_ok=True)
-            raise AudioError(self.path, f"cannot write ({error})") from None
+            raise AudioError(self.path, write_failure(self.path, error, "cannot write")) from None
 
     def write(self, block: np.ndarray) -> None:
         """Append a (channels, frames) block."""
@@ -328,7 +453,7 @@ class AudioWriter:
         try:
             self._file.write(np.ascontiguousarray(block.T))
         except (sf.LibsndfileError, OSError) as error:
-            raise AudioError(self.path, f"write failed ({error})") from None
+            raise AudioError(self.path, write_failure(self.path, error)) from None
         self.frames_written += block.shape[1]
 
     def commit(self) -> Path:
@@ -338,7 +463,7 @@ class AudioWriter:
             os.replace(self.temp_path, self.path)
         except (sf.LibsndfileError, OSError) as error:
             self.abort()
-            raise AudioError(self.path, f"write failed ({error})") from None
+            raise AudioError(self.path, write_failure(self.path, error)) from None
         return self.path
 
     def abort(self) -> None:
@@ -373,7 +498,16 @@ class StemFilesSink:
             writer.write(block)
 
     def commit(self) -> dict[str, Path]:
-        return {name: writer.commit() for name, writer in zip(self.paths, self._writers)}
+        """Move every file into place; if one cannot be, none stays."""
+        done: dict[str, Path] = {}
+        try:
+            for name, writer in zip(self.paths, self._writers):
+                done[name] = writer.commit()
+        except BaseException:
+            for path in done.values():
+                path.unlink(missing_ok=True)
+            raise
+        return done
 
     def abort(self) -> None:
         for writer in self._writers:

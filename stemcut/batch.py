@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator, Union
 
 from . import __version__
-from .atomic import write_json
+from .atomic import hidden_name, partial_prefix, write_json
 from .audio import AUDIO_EXTENSIONS, AudioError, AudioInfo, OutputSpec, track_name
 from .jobs import separate_file
 from .nistems import StemsSpec
@@ -72,6 +72,7 @@ class Outcome:
     outputs: dict[str, Path] = field(default_factory=dict)
     duration: float = 0.0       # seconds of audio
     seconds: float = 0.0        # processing time
+    warnings: list[str] = field(default_factory=list)  # a done file's notes (clipping, a short file)
 
 
 @dataclass
@@ -137,9 +138,9 @@ class OutputTemplate:
         outputs for a template with ``{stem}``, else ``.<output name>.stemcut.json``."""
         if "stem" in self.fields:
             path = self.format(dir=dir, track=track, stem="stemcut", ext="json")
-            return path.with_name("." + path.name)
+            return path.with_name(hidden_name(path.stem, path.suffix))
         path = self.format(dir=dir, track=track, stem="", ext=ext)
-        return path.with_name(f".{path.name}.stemcut.json")
+        return path.with_name(hidden_name(path.name, ".stemcut.json"))
 
 
 # -- finding inputs ---------------------------------------------------------------------------
@@ -230,7 +231,7 @@ def plan_jobs(inputs: Iterable[os.PathLike | str], output_dir: os.PathLike | str
     duplicates: list[Path] = []
     seen: set[Path] = set()
     for path, base in found:
-        resolved = path.resolve()
+        resolved = _real(path)
         if resolved in seen:
             duplicates.append(path)
             continue
@@ -247,7 +248,7 @@ def plan_jobs(inputs: Iterable[os.PathLike | str], output_dir: os.PathLike | str
             continue
         planned.append((resolved, Job(path, track, outputs, record, output_dir)))
     # Stems written beside their songs (output folder = input folder) are not songs to separate.
-    output_of = {out.resolve(): resolved for resolved, job in planned for out in job.outputs.values()}
+    output_of = {_real(out): resolved for resolved, job in planned for out in job.outputs.values()}
     planned = [(resolved, job) for resolved, job in planned if output_of.get(resolved, resolved) == resolved]
     inputs_resolved = {resolved for resolved, _ in planned}
     jobs: list[Job] = []
@@ -255,12 +256,12 @@ def plan_jobs(inputs: Iterable[os.PathLike | str], output_dir: os.PathLike | str
     collisions: list[str] = []
     for _, job in planned:
         path = job.input
-        overwrite = next((out for out in job.outputs.values() if out.resolve() in inputs_resolved), None)
+        overwrite = next((out for out in job.outputs.values() if _real(out) in inputs_resolved), None)
         if overwrite is not None:
             refused.append(Outcome(path, "failed", f"output path {overwrite} would overwrite an input file"))
             continue
         for target in [*job.outputs.values(), job.record]:
-            key = target.resolve()
+            key = _real(target)
             owner = claimed.get(key)
             if owner is not None and owner != path:
                 collisions.append(f"{owner} and {path} would both write {target}")
@@ -270,6 +271,12 @@ def plan_jobs(inputs: Iterable[os.PathLike | str], output_dir: os.PathLike | str
         hint = "; put {dir} in --output-template or rename the inputs" if "dir" not in layout.fields else ""
         raise PlanError("outputs would collide: " + "; ".join(collisions) + hint)
     return Plan(jobs, refused, duplicates)
+
+
+def _real(path: Path) -> Path:
+    """The path with every link resolved as far as it goes; never raises (a link loop
+    stays as it is, and the file fails alone when it is read)."""
+    return Path(os.path.realpath(path))
 
 
 # -- resume records -------------------------------------------------------------------------
@@ -353,7 +360,7 @@ def remove_stale_partials(job: Job) -> list[Path]:
     """Delete temp files a killed run left for this job's outputs (``.<name>.*.partial``)."""
     removed = []
     for target in [*job.outputs.values(), job.record]:
-        prefix = f".{target.name}."
+        prefix = partial_prefix(target)
         try:
             entries = list(os.scandir(target.parent))
         except OSError:
@@ -409,6 +416,8 @@ def _run_one(separator, job: Job, spec: Spec, settings: dict, force: bool, on_st
         if record is not None:
             return Outcome(job.input, "skipped", "already done with the same models and settings",
                            dict(job.outputs), float(record.get("duration", 0.0)), time.perf_counter() - started)
+    created = folders_to_create(job)
+    written: dict[str, Path] = {}
     try:
         job.record.unlink(missing_ok=True)
         info = probe(job.input)
@@ -416,14 +425,20 @@ def _run_one(separator, job: Job, spec: Spec, settings: dict, force: bool, on_st
         if on_start is not None:
             on_start(job, info)
         result = separate_file(separator, job.input, spec.sink(job.outputs), progress=on_progress)
-        outcome = Outcome(job.input, "done", "", dict(result.outputs), result.frames / result.sample_rate,
-                          time.perf_counter() - started)
+        written = dict(result.outputs)
+        outcome = Outcome(job.input, "done", "", written, result.frames / result.sample_rate,
+                          time.perf_counter() - started, warnings=list(result.warnings))
         if result.clipped_samples:
-            outcome.reason = f"{result.clipped_samples} samples clipped to [-1, 1]"
+            outcome.warnings.append(f"{result.clipped_samples} samples clipped to [-1, 1]")
+        outcome.reason = "; ".join(outcome.warnings)
         write_record(job, settings, outcome, identity)
         return outcome
     except BaseException as error:
-        remove_empty_folders(job)
+        # A failed track leaves nothing behind: not the outputs this run finished before the
+        # failure (the record, say, could not be written), not the folders it made.
+        for path in written.values():
+            path.unlink(missing_ok=True)
+        remove_created_folders(created)
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise
         return Outcome(job.input, "failed", failure_reason(error), seconds=time.perf_counter() - started)
@@ -441,19 +456,29 @@ def failure_reason(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def remove_empty_folders(job: Job) -> None:
-    """Remove the folders a failed job created and left empty (never the output folder itself)."""
+def folders_to_create(job: Job) -> list[Path]:
+    """The folders below the output folder that writing ``job`` would create (none of them
+    exists now), deepest first: the only ones a failure may remove again."""
     if job.root is None:
-        return
-    root = job.root.resolve()
-    for target in job.outputs.values():
+        return []
+    root = _real(job.root)
+    missing: list[Path] = []
+    for target in [*job.outputs.values(), job.record]:
         folder = target.parent
-        while folder.resolve() != root and folder.resolve().is_relative_to(root):
-            try:
-                folder.rmdir()
-            except OSError:
-                break  # not empty, or not there
+        while not folder.exists() and _real(folder) != root and _real(folder).is_relative_to(root):
+            if folder not in missing:
+                missing.append(folder)
             folder = folder.parent
+    return sorted(missing, key=lambda p: len(p.parts), reverse=True)
+
+
+def remove_created_folders(folders: list[Path]) -> None:
+    """Remove those of ``folders`` (made by a failed job) that are empty; never any other."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            continue  # not empty, or not there
 
 
 LOCK_NAME = ".stemcut.lock"
@@ -508,8 +533,10 @@ def exit_code(outcomes: list[Outcome], interrupted: bool = False) -> int:
 # -- the report -----------------------------------------------------------------------------
 
 def build_report(outcomes: list[Outcome], *, output_dir: os.PathLike | str, settings: dict | None,
-                 started: datetime, interrupted: bool = False, run_settings: dict | None = None) -> dict:
-    """The machine-readable report (schema in docs/batch.md)."""
+                 started: datetime, interrupted: bool = False, run_settings: dict | None = None,
+                 error: str | None = None) -> dict:
+    """The machine-readable report (schema in docs/batch.md); ``error``: the usage error
+    that stopped the command before any work (exit code 2)."""
     totals = {status: sum(o.status == status for o in outcomes) for status in STATUSES}
     return {
         "report_version": REPORT_VERSION,
@@ -520,7 +547,8 @@ def build_report(outcomes: list[Outcome], *, output_dir: os.PathLike | str, sett
         "settings": settings,
         "run_settings": run_settings,
         "interrupted": interrupted,
-        "exit_code": exit_code(outcomes, interrupted),
+        "exit_code": EXIT_USAGE if error else exit_code(outcomes, interrupted),
+        "error": error,
         "files": [{
             "input": str(o.input),
             "status": o.status,
@@ -528,6 +556,7 @@ def build_report(outcomes: list[Outcome], *, output_dir: os.PathLike | str, sett
             "outputs": {name: str(path) for name, path in o.outputs.items()},
             "duration": round(o.duration, 3),
             "seconds": round(o.seconds, 3),
+            "warnings": list(o.warnings),
         } for o in outcomes],
         "totals": {"files": len(outcomes), **totals,
                    "duration": round(sum(o.duration for o in outcomes), 3),

@@ -13,7 +13,7 @@ from typing import Iterator, List, Optional
 import typer
 
 from . import __version__
-from .targets import KARAOKE_STEM, MIXTURE, TARGETS
+from .targets import KARAOKE_STEM, MIXTURE, TARGETS, complement_name
 
 app = typer.Typer(
     name="stemcut",
@@ -45,22 +45,41 @@ def _main(
     """Split songs into vocals, drums, bass, guitar and other stems."""
 
 
+class UsageError(typer.Exit):
+    """A usage error (exit 2) that remembers its message, for the JSON report."""
+
+    def __init__(self, message: str):
+        from .batch import EXIT_USAGE
+
+        super().__init__(EXIT_USAGE)
+        self.message = message
+
+
 def _fail_usage(message: str) -> None:
-    from .batch import EXIT_USAGE
-
     typer.echo(f"stemcut: error: {message}", err=True)
-    raise typer.Exit(EXIT_USAGE)
+    raise UsageError(message)
 
 
-def _parse_stems(stems: Optional[str], karaoke: bool) -> list[str]:
+def _parse_stems(stems: Optional[str], karaoke: bool, two_stems: Optional[str]) -> list[str]:
+    if sum(bool(x) for x in (stems is not None, karaoke, two_stems is not None)) > 1:
+        _fail_usage("--stems, --karaoke and --two-stems each choose the outputs: give one of them")
     if karaoke:
         return ["vocals", KARAOKE_STEM]
-    if not stems:
+    if two_stems is not None:
+        stem = two_stems.strip().lower()
+        if stem not in TARGETS:
+            _fail_usage(f"--two-stems takes one of {', '.join(TARGETS)}, got {two_stems!r}")
+        return [stem, complement_name(stem)]
+    if stems is None:
         return list(TARGETS)
+    known = TARGETS + (KARAOKE_STEM,) + tuple(complement_name(t) for t in TARGETS)
     chosen = [name.strip().lower() for name in stems.split(",") if name.strip()]
-    unknown = [name for name in chosen if name not in TARGETS + (KARAOKE_STEM,)]
+    if not chosen:
+        _fail_usage(f"--stems selects no stem; give a comma-separated list of {', '.join(TARGETS + (KARAOKE_STEM,))}")
+    unknown = [name for name in chosen if name not in known]
     if unknown:
-        _fail_usage(f"unknown stem(s) {', '.join(unknown)}; choose from {', '.join(TARGETS + (KARAOKE_STEM,))}")
+        _fail_usage(f"--stems: unknown stem(s) {', '.join(unknown)}; choose from {', '.join(TARGETS + (KARAOKE_STEM,))} "
+                    "or no_<stem>")
     return list(dict.fromkeys(chosen))
 
 
@@ -74,7 +93,7 @@ def _output_spec(fmt: str, bit_depth: int, bitrate: Optional[int], stem_mapping:
 
             if karaoke or stems:
                 _fail_usage("--format stem.mp4 always holds the mixture and four stems; "
-                            "use --stem-mapping instead of --stems/--karaoke")
+                            "use --stem-mapping instead of --stems/--karaoke/--two-stems")
             return StemsSpec(parse_stem_mapping(stem_mapping), bitrate or DEFAULT_BITRATE)
         if stem_mapping:
             _fail_usage("--stem-mapping only applies to --format stem.mp4")
@@ -99,6 +118,8 @@ def separate(
                                         help="Comma-separated subset, e.g. vocals,drums \\[default: all five]."),
     karaoke: bool = typer.Option(False, "--karaoke", rich_help_panel=OUTPUT,
                                  help="Write vocals and instrumental (mixture minus vocals) per song."),
+    two_stems: Optional[str] = typer.Option(None, "--two-stems", rich_help_panel=OUTPUT, metavar="STEM",
+                                            help="Write STEM and no_STEM (the mixture minus STEM, sample-exact)."),
     fmt: str = typer.Option("wav", "--format", rich_help_panel=OUTPUT,
                             help="wav, flac, ogg, mp3, or stem.mp4 (one NI Stems file per song)."),
     bit_depth: int = typer.Option(16, "--bit-depth", rich_help_panel=OUTPUT,
@@ -146,15 +167,43 @@ def separate(
     0 all done or skipped, 1 some failed, 2 usage error, 3 all failed, 130 interrupted."""
     from datetime import datetime, timezone
 
+    started = datetime.now(timezone.utc)
+    with _usage_errors_reported(json_report, output, started):
+        _separate_command(inputs, output, output_template, stems, karaoke, two_stems, fmt, bit_depth, bitrate,
+                          stem_mapping, globs, recursive, force, json_report, model_dir, segment, overlap, batch_size,
+                          wiener, wiener_iterations, device, threads, fail_fast, quiet, verbose, started)
+
+
+@contextmanager
+def _usage_errors_reported(json_report: Optional[str], output: Path, started) -> Iterator[None]:
+    """The JSON report is written whenever it is asked for: on a usage error too (exit 2, no files)."""
+    from .batch import build_report, write_report
+
+    try:
+        yield
+    except UsageError as error:
+        if json_report:
+            report = build_report([], output_dir=output, settings=None, started=started, error=error.message)
+            try:
+                write_report(report, json_report)
+            except OSError as problem:
+                typer.echo(f"stemcut: error: {json_report}: cannot write the report ({problem.strerror or problem})",
+                           err=True)
+        raise
+
+
+def _separate_command(inputs, output, output_template, stems, karaoke, two_stems, fmt, bit_depth, bitrate,
+                      stem_mapping, globs, recursive, force, json_report, model_dir, segment, overlap, batch_size,
+                      wiener, wiener_iterations, device, threads, fail_fast, quiet, verbose, started) -> None:
+    """The body of ``separate``: options in, a batch run, a report and an exit code out."""
     from .batch import (EXIT_INTERRUPTED, OutputLock, PlanError, build_report, exit_code, plan_jobs, run_jobs,
                         write_report)
     from .reporting import Reporter
 
-    started = datetime.now(timezone.utc)
     settings = _settings(segment=segment, overlap=overlap, batch_size=batch_size, wiener=wiener,
                          wiener_iterations=wiener_iterations, device=device, threads=threads)
-    chosen = _parse_stems(stems, karaoke)
-    spec = _output_spec(fmt, bit_depth, bitrate, stem_mapping, stems, karaoke)
+    chosen = _parse_stems(stems, karaoke, two_stems)
+    spec = _output_spec(fmt, bit_depth, bitrate, stem_mapping, stems or two_stems, karaoke)
     try:
         plan = plan_jobs(inputs, output, chosen, spec, template=output_template, globs=globs or (),
                          recursive=recursive)

@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -53,6 +53,7 @@ class FileResult:
     frames: int
     clipped_samples: int = 0
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
 
 def separate_file(separator: Separator, path: os.PathLike | str, sink: Sink,
@@ -89,8 +90,13 @@ def separate_file(separator: Separator, path: os.PathLike | str, sink: Sink,
         except BaseException:
             sink.abort()
             raise
+    warnings = []
+    if reader.shortfall:
+        warnings.append(f"the header promises {reader.promised_frames} frames but the file holds {reader.frames_read}: "
+                        "separated what is there (a cut-off file?)")
     return FileResult(Path(path), written, info.sample_rate, info.channels, reader.frames_read,
-                      clipped_samples=sink.clipped_samples, seconds=time.perf_counter() - started)
+                      clipped_samples=sink.clipped_samples, seconds=time.perf_counter() - started,
+                      warnings=warnings)
 
 
 def _sum(blocks) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from .atomic import partial_file
-from .audio import PYAV_HINT, AudioError
+from .audio import PYAV_HINT, AudioError, write_failure
 from .targets import MIXTURE, TARGETS
 
 EXTENSION = "stem.mp4"
@@ -71,19 +71,19 @@ def parse_stem_mapping(text: str | None) -> tuple[StemSlot, ...]:
         return DEFAULT_MAPPING
     entries = [entry.strip() for entry in text.split(",") if entry.strip()]
     if len(entries) != 4:
-        raise ValueError(f"stem mapping needs exactly 4 entries (label=stem+stem), got {len(entries)}")
+        raise ValueError(f"--stem-mapping needs exactly 4 entries (label=stem+stem), got {len(entries)}")
     slots, used = [], set()
     for index, entry in enumerate(entries):
         label, sep, sources_text = entry.partition("=")
         label = label.strip()
         sources = tuple(s.strip().lower() for s in sources_text.split("+") if s.strip())
         if not sep or not label or not sources:
-            raise ValueError(f"stem mapping entry {entry!r} is not label=stem[+stem...]")
+            raise ValueError(f"--stem-mapping entry {entry!r} is not label=stem[+stem...]")
         for source in sources:
             if source not in TARGETS:
-                raise ValueError(f"stem mapping: unknown stem {source!r} (known: {', '.join(TARGETS)})")
+                raise ValueError(f"--stem-mapping: unknown stem {source!r} (known: {', '.join(TARGETS)})")
             if source in used:
-                raise ValueError(f"stem mapping: stem {source!r} is used twice")
+                raise ValueError(f"--stem-mapping: stem {source!r} is used twice")
             used.add(source)
         slots.append(StemSlot(label.capitalize() if label.islower() else label, SLOT_COLORS[index], sources))
     return tuple(slots)
@@ -103,7 +103,7 @@ class StemsSpec:
 
     def __post_init__(self) -> None:
         if not 32 <= self.bitrate <= 512:
-            raise ValueError("AAC bitrate must be between 32 and 512 kbit/s")
+            raise ValueError(f"--bitrate for stem.mp4 (AAC) must be from 32 to 512 kbit/s, got {self.bitrate}")
 
     @property
     def extension(self) -> str:
@@ -162,7 +162,7 @@ class StemFileWriter:
             self._pts = [0] * len(self._streams)
         except (av.FFmpegError, OSError, ValueError) as error:
             self.abort()
-            raise AudioError(self.path, f"cannot write ({error})") from None
+            raise AudioError(self.path, write_failure(self.path, error, "cannot write")) from None
 
     def _to_frame_input(self, block: np.ndarray) -> np.ndarray:
         if self.channels == 1:
@@ -186,10 +186,10 @@ class StemFileWriter:
                 frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block), format="fltp", layout=layout)
                 frame.sample_rate = self.in_rate
                 self._encode(index, frame)
+        except OSError as error:  # PyAV's I/O errors (a full disk) are OSErrors too
+            raise AudioError(self.path, write_failure(self.path, error)) from None
         except av.FFmpegError as error:
             raise AudioError(self.path, f"AAC encoding failed ({error})") from None
-        except OSError as error:
-            raise AudioError(self.path, f"write failed ({error})") from None
 
     def _encode(self, index: int, frame) -> None:
         resampler = self._resamplers[index]
@@ -214,7 +214,7 @@ class StemFileWriter:
             os.replace(self.temp_path, self.path)
         except (av.FFmpegError, OSError, ValueError) as error:
             self.abort()
-            raise AudioError(self.path, f"write failed ({error})") from None
+            raise AudioError(self.path, write_failure(self.path, error)) from None
         return self.path
 
     def abort(self) -> None:

@@ -40,6 +40,10 @@ class Reporter:
     def error(self, message: str) -> None:
         self.console.print(f"stemcut: {escape(message)}", style="red" if self.interactive else None)
 
+    def warning(self, message: str) -> None:
+        """Shown even with --quiet: a file was done, but not all is as it should be."""
+        self.console.print(f"stemcut: warning: {escape(message)}", style="yellow" if self.interactive else None)
+
     def failed_line(self, path: Path | str, reason: str) -> None:
         self.error(f"{path}: {reason}")
 
@@ -94,7 +98,9 @@ class FileProgress:
         if self.reporter.paths_to_stdout:
             for path in outcome.outputs.values():
                 print(path, file=sys.stdout, flush=True)
+        for warning in getattr(outcome, "warnings", []):
+            self.reporter.warning(f"{outcome.input}: {warning}")
         if not self.reporter.quiet:
-            note = f" ({outcome.reason})" if outcome.reason else ""
+            note = f" ({outcome.reason})" if outcome.reason and not getattr(outcome, "warnings", []) else ""
             speed = f" {outcome.duration:.1f} s of audio in {outcome.seconds:.1f} s" if outcome.status == "done" else ""
             self.reporter.console.print(f"{outcome.status}: {escape(str(outcome.input))}{speed}{escape(note)}")

@@ -9,7 +9,8 @@ This module owns three rules that training, inference and evaluation share:
   ``other``, as MUSDB keeps guitar inside ``other``) is added into ``other``, on
   the estimate and the reference alike, and its own slot is emptied.
 * :func:`derive_output`: the outputs that are not stems (``instrumental`` = the
-  mixture minus ``vocals``; ``mixture``, the input itself).
+  mixture minus ``vocals``; ``no_<stem>`` = the mixture minus that stem; ``mixture``,
+  the input itself).
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ OTHER = "other"
 KARAOKE_STEM = "instrumental"
 # The input itself, as an output track (NI stem files carry it).
 MIXTURE = "mixture"
+# `no_<stem>` is the mixture minus that stem (demucs' --two-stems naming).
+COMPLEMENT_PREFIX = "no_"
+
+
+def complement_name(stem: str) -> str:
+    return COMPLEMENT_PREFIX + stem
 
 Array = TypeVar("Array")  # numpy.ndarray or torch.Tensor
 
@@ -57,17 +64,22 @@ def fold_into_other(stems: Array, names: Sequence[str], separate: Array) -> Arra
 
 
 def derive_output(name: str, names: Sequence[str], mixture: Array, stems: Array) -> Array:
-    """The output ``name`` from a block: a stem of ``stems`` (S, C, n), ``instrumental`` or ``mixture``."""
+    """The output ``name`` from a block: a stem of ``stems`` (S, C, n), ``instrumental``,
+    ``no_<stem>`` (the mixture minus that stem) or ``mixture``."""
     if name == MIXTURE:
         return mixture
     if name == KARAOKE_STEM:
         return mixture - stems[list(names).index("vocals")]
+    if name.startswith(COMPLEMENT_PREFIX):
+        return mixture - stems[list(names).index(name[len(COMPLEMENT_PREFIX):])]
     return stems[list(names).index(name)]
 
 
 def available_outputs(names: Sequence[str]) -> list[str]:
-    """What a separator producing ``names`` can write: its stems, plus ``instrumental`` given vocals."""
-    return list(names) + ([KARAOKE_STEM] if "vocals" in names else [])
+    """What a separator producing ``names`` can write: its stems, ``no_<stem>`` for each, and
+    ``instrumental`` given vocals."""
+    return (list(names) + [complement_name(n) for n in names]
+            + ([KARAOKE_STEM] if "vocals" in names else []))
 
 
 def _is_torch(value) -> bool:

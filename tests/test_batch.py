@@ -339,7 +339,7 @@ def test_json_report(tiny_models, tmp_path):
     assert result.exit_code == 1
     report = json.loads(result.stdout)  # stdout holds the report and nothing else
     assert set(report) == {"report_version", "stemcut", "started", "finished", "output_dir", "settings",
-                           "run_settings", "interrupted", "exit_code", "files", "totals"}
+                           "run_settings", "interrupted", "exit_code", "error", "files", "totals"}
     assert report["settings"]["separation"] == {"segment": 0.5, "overlap": 0.1, "wiener": False,
                                                 "wiener_iterations": 0}  # seconds and fractions, as given
     assert report["run_settings"]["segment"] == 0.5 and report["run_settings"]["batch_size"] == 1

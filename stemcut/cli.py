@@ -106,7 +106,8 @@ def _output_spec(fmt: str, bit_depth: int, bitrate: Optional[int], stem_mapping:
 
 @app.command()
 def separate(
-    inputs: List[Path] = typer.Argument(..., help="Audio files or folders (walked recursively).", show_default=False),
+    inputs: List[Path] = typer.Argument(..., help="Audio files or folders (walked recursively).", show_default=False,
+                                        readable=False),  # checked per file: one unreadable file fails alone
     output: Path = typer.Option(Path("separated"), "-o", "--output", rich_help_panel=OUTPUT,
                                 help="Output folder; stems go to OUTPUT/<folder>/<track>/<stem>.<ext>, "
                                      "<folder> mirroring where the file sat under a folder given."),

@@ -255,3 +255,17 @@ def test_a_failure_never_removes_the_users_own_folders(separator, tmp_path, monk
     assert mine.is_dir()                          # was there before: kept
     assert not (out / "a").exists()               # made by the failed job: removed
     assert deep.exists()
+
+
+def test_an_unreadable_file_named_on_the_command_line_fails_alone(tiny_models, tmp_path, monkeypatch):
+    """chmod 000 does not stop root (tests run as root), so the permission check is simulated."""
+    locked = song(tmp_path / "locked.wav")
+    good = song(tmp_path / "good.wav")
+    real_access = os.access
+    monkeypatch.setattr("stemcut.audio.os.access",
+                        lambda path, mode, **kw: False if Path(path) == locked else real_access(path, mode, **kw))
+    result = cli(tiny_models, locked, good, "-o", tmp_path / "out", "--json", "-")
+    assert result.exit_code == 1, result.output
+    files = {Path(f["input"]).name: f for f in json.loads(result.stdout)["files"]}
+    assert (files["locked.wav"]["status"], files["locked.wav"]["reason"]) == ("failed", "permission denied")
+    assert files["good.wav"]["status"] == "done"

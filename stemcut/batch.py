@@ -9,6 +9,10 @@
 * Running (:func:`run_jobs`) isolates failures: a file that cannot be read or
   written is recorded with its reason and the batch goes on. Ctrl-C (and SIGTERM,
   which the CLI turns into KeyboardInterrupt) discards the file in progress.
+* Sharing: each track is claimed before it is separated (:mod:`stemcut.claims`), so
+  any number of processes on the same inputs and output folder share the work; a
+  track another live process holds is reported ``claimed``. :func:`shard` splits the
+  planned tracks between independent jobs by a stable hash.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from typing import Callable, Iterable, Iterator, Union
 from . import __version__
 from .atomic import hidden_name, partial_prefix, write_json
 from .audio import AUDIO_EXTENSIONS, AudioError, AudioInfo, OutputSpec, track_name
+from .claims import Claimed, Owner
+from .claims import acquire as acquire_claim
 from .jobs import separate_file
 from .nistems import StemsSpec
 from .settings import SeparationSettings
@@ -44,7 +50,7 @@ STEM_FILE_TEMPLATE = "{dir}/{track}.{ext}"
 TEMPLATE_FIELDS = ("dir", "track", "stem", "ext")
 RECORD_VERSION = 2  # 2: settings in their own units (segment in seconds)
 REPORT_VERSION = 2  # 2: settings in their own units, run_settings
-STATUSES = ("done", "skipped", "failed", "not_run")
+STATUSES = ("done", "skipped", "failed", "not_run", "claimed")  # claimed: another process is on it
 
 
 class PlanError(Exception):
@@ -60,6 +66,7 @@ class Job:
     outputs: dict[str, Path]
     record: Path
     root: Path | None = None  # the output folder; empty folders below it are removed after a failure
+    key: str = ""             # the input's path relative to the input it was found under (for --shard)
 
 
 @dataclass
@@ -246,7 +253,8 @@ def plan_jobs(inputs: Iterable[os.PathLike | str], output_dir: os.PathLike | str
         except PlanError as error:
             refused.append(Outcome(path, "failed", str(error)))
             continue
-        planned.append((resolved, Job(path, track, outputs, record, output_dir)))
+        key = path.relative_to(base).as_posix() if path.is_relative_to(base) else path.name
+        planned.append((resolved, Job(path, track, outputs, record, output_dir, key)))
     # Stems written beside their songs (output folder = input folder) are not songs to separate.
     output_of = {_real(out): resolved for resolved, job in planned for out in job.outputs.values()}
     planned = [(resolved, job) for resolved, job in planned if output_of.get(resolved, resolved) == resolved]
@@ -277,6 +285,33 @@ def _real(path: Path) -> Path:
     """The path with every link resolved as far as it goes; never raises (a link loop
     stays as it is, and the file fails alone when it is read)."""
     return Path(os.path.realpath(path))
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' (1 <= K <= N) -> (K, N); ValueError naming --shard otherwise."""
+    index, sep, count = text.partition("/")
+    try:
+        k, n = int(index), int(count)
+    except ValueError:
+        k = n = 0
+    if not sep or n < 1 or not 1 <= k <= n:
+        raise ValueError(f"--shard takes K/N with 1 <= K <= N (e.g. 2/8), got {text!r}")
+    return k, n
+
+
+def in_shard(key: str, index: int, count: int) -> bool:
+    """Whether the track with ``key`` belongs to shard ``index`` of ``count`` (1-based)."""
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") % count == index - 1
+
+
+def shard(plan: Plan, index: int, count: int) -> Plan:
+    """Shard ``index`` of ``count`` (1-based) of a plan: by a stable hash of each track's
+    path relative to the input it was found under, so the same library splits the same
+    way on every machine, whatever the order or the folder it is mounted at; shards 1..N
+    together are exactly the whole plan (refused inputs go by their path as given)."""
+    return Plan([job for job in plan.jobs if in_shard(job.key, index, count)],
+                [o for o in plan.refused if in_shard(o.input.as_posix(), index, count)],
+                [p for p in plan.duplicates if in_shard(p.as_posix(), index, count)])
 
 
 # -- resume records -------------------------------------------------------------------------
@@ -390,9 +425,10 @@ def run_jobs(separator, jobs: list[Job], spec: Spec, *, stems: list[str] | None 
     settings = fingerprint_settings(separator.model_ids, separator.settings, spec, stems)
     outcomes: list[Outcome] = []
     interrupted = False
+    owner = Owner.me()
     for index, job in enumerate(jobs):
         try:
-            outcome = _run_one(separator, job, spec, settings, force, on_start, on_progress)
+            outcome = run_track(separator, job, spec, settings, force, on_start, on_progress, owner)
         except KeyboardInterrupt:
             outcome = Outcome(job.input, "failed", "interrupted; partial outputs removed")
             interrupted = True
@@ -406,17 +442,43 @@ def run_jobs(separator, jobs: list[Job], spec: Spec, *, stems: list[str] | None 
     return BatchResult(outcomes, interrupted, settings)
 
 
-def _run_one(separator, job: Job, spec: Spec, settings: dict, force: bool, on_start, on_progress) -> Outcome:
+def run_track(separator, job: Job, spec: Spec, settings: dict, force: bool = False, on_start=None,
+              on_progress=None, owner: Owner | None = None) -> Outcome:
+    """One track: claimed (or left to the live process that holds it), then skipped if done
+    with these settings, else separated; the claim is released at the end."""
+    started = time.perf_counter()
+
+    def already_done() -> Outcome | None:
+        record = None if force else is_done(job, settings)
+        if record is None:
+            return None
+        return Outcome(job.input, "skipped", "already done with the same models and settings",
+                       dict(job.outputs), float(record.get("duration", 0.0)), time.perf_counter() - started)
+
+    created = folders_to_create(job)
+    try:
+        claim = acquire_claim(job.record, owner)
+    except Claimed as busy:
+        return Outcome(job.input, "claimed", str(busy), seconds=time.perf_counter() - started)
+    except OSError as error:  # the output folder cannot be written: this track fails
+        remove_created_folders(created)
+        return Outcome(job.input, "failed", failure_reason(error), seconds=time.perf_counter() - started)
+    outcome: Outcome | None = None
+    try:
+        remove_stale_partials(job)  # ours to clear now: we hold the track
+        outcome = already_done() or _separate_claimed(separator, job, spec, settings, on_start, on_progress,
+                                                      started)
+        return outcome
+    finally:
+        claim.release()
+        if outcome is None or outcome.status == "failed":
+            remove_created_folders(created)
+
+
+def _separate_claimed(separator, job: Job, spec: Spec, settings: dict, on_start, on_progress,
+                      started: float) -> Outcome:
     from .audio import probe
 
-    started = time.perf_counter()
-    remove_stale_partials(job)
-    if not force:
-        record = is_done(job, settings)
-        if record is not None:
-            return Outcome(job.input, "skipped", "already done with the same models and settings",
-                           dict(job.outputs), float(record.get("duration", 0.0)), time.perf_counter() - started)
-    created = folders_to_create(job)
     written: dict[str, Path] = {}
     try:
         job.record.unlink(missing_ok=True)
@@ -435,10 +497,9 @@ def _run_one(separator, job: Job, spec: Spec, settings: dict, force: bool, on_st
         return outcome
     except BaseException as error:
         # A failed track leaves nothing behind: not the outputs this run finished before the
-        # failure (the record, say, could not be written), not the folders it made.
+        # failure (the record, say, could not be written); its folders go once the claim is released.
         for path in written.values():
             path.unlink(missing_ok=True)
-        remove_created_folders(created)
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise
         return Outcome(job.input, "failed", failure_reason(error), seconds=time.perf_counter() - started)
@@ -481,52 +542,13 @@ def remove_created_folders(folders: list[Path]) -> None:
             continue  # not empty, or not there
 
 
-LOCK_NAME = ".stemcut.lock"
-
-
-class OutputLock:
-    """An exclusive lock on ``<output>/.stemcut.lock`` while a batch writes there
-    (``filelock``: ``flock`` on Unix, ``msvcrt`` locking on Windows), so a second
-    stemcut on the same output folder stops (PlanError) instead of clearing the
-    first one's temp files. The lock file stays; the lock itself goes with the
-    process, even on SIGKILL."""
-
-    def __init__(self, output_dir: os.PathLike | str):
-        from filelock import FileLock
-
-        self.output_dir = Path(output_dir)
-        self.path = self.output_dir / LOCK_NAME
-        self._lock = FileLock(self.path, timeout=0)
-
-    def acquire(self) -> "OutputLock":
-        from filelock import Timeout
-
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            self._lock.acquire()
-        except Timeout:
-            raise PlanError(f"another stemcut is writing to {self.output_dir} (it holds {self.path}); "
-                            "wait for it or choose another output folder") from None
-        return self
-
-    def release(self) -> None:
-        if self._lock.is_locked:
-            self._lock.release()
-
-    def __enter__(self) -> "OutputLock":
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
 def exit_code(outcomes: list[Outcome], interrupted: bool = False) -> int:
     if interrupted:
         return EXIT_INTERRUPTED
     failed = sum(outcome.status == "failed" for outcome in outcomes)
     if not failed:
         return EXIT_OK
-    succeeded = sum(outcome.status in ("done", "skipped") for outcome in outcomes)
+    succeeded = sum(outcome.status in ("done", "skipped", "claimed") for outcome in outcomes)
     return EXIT_SOME_FAILED if succeeded else EXIT_ALL_FAILED
 
 
@@ -561,6 +583,51 @@ def build_report(outcomes: list[Outcome], *, output_dir: os.PathLike | str, sett
         "totals": {"files": len(outcomes), **totals,
                    "duration": round(sum(o.duration for o in outcomes), 3),
                    "seconds": round(sum(o.seconds for o in outcomes), 3)},
+    }
+
+
+# What a merged report keeps when workers report the same input differently: the most final word.
+_PRECEDENCE = ("done", "skipped", "failed", "not_run", "claimed")
+
+
+def merge_reports(reports: list[dict]) -> dict:
+    """One report from the reports of workers that shared a batch (shards, processes on one
+    output folder, machines): each input once with its most final status (done, then
+    skipped, failed, not_run, claimed), totals and exit code recomputed honestly.
+    ValueError if the reports ran with different models or settings."""
+    if not reports:
+        raise ValueError("no reports to merge")
+    settings = [r.get("settings") for r in reports if r.get("settings")]
+    if any(other != settings[0] for other in settings[1:]):
+        raise ValueError("the reports ran with different models or settings: they are not one batch")
+    files: dict[str, dict] = {}
+    for report in reports:
+        for entry in report.get("files", []):
+            known = files.get(entry["input"])
+            if known is None or _PRECEDENCE.index(entry["status"]) < _PRECEDENCE.index(known["status"]):
+                files[entry["input"]] = entry
+    entries = list(files.values())
+    outcomes = [Outcome(Path(e["input"]), e["status"], e.get("reason", ""), duration=e.get("duration", 0.0),
+                        seconds=e.get("seconds", 0.0)) for e in entries]
+    interrupted = any(r.get("interrupted") for r in reports)
+    errors = [r["error"] for r in reports if r.get("error")]
+    totals = {status: sum(o.status == status for o in outcomes) for status in STATUSES}
+    return {
+        "report_version": REPORT_VERSION,
+        "stemcut": __version__,
+        "started": min(r["started"] for r in reports),
+        "finished": max(r["finished"] for r in reports),
+        "output_dir": reports[0].get("output_dir"),
+        "settings": settings[0] if settings else None,
+        "run_settings": next((r.get("run_settings") for r in reports if r.get("run_settings")), None),
+        "interrupted": interrupted,
+        "exit_code": EXIT_USAGE if errors and not entries else exit_code(outcomes, interrupted),
+        "error": "; ".join(errors) or None,
+        "files": entries,
+        "totals": {"files": len(outcomes), **totals,
+                   "duration": round(sum(o.duration for o in outcomes), 3),
+                   "seconds": round(sum(o.seconds for o in outcomes), 3)},
+        "merged_from": len(reports),
     }
 
 

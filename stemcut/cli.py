@@ -29,6 +29,7 @@ MODEL = "Model"
 PROCESSING = "Processing"
 DEVICE = "Device"
 MESSAGES = "Messages"
+SCALE = "Many processes and machines"
 
 
 def _version(value: bool) -> None:
@@ -139,6 +140,12 @@ def separate(
                                    help="Walk sub-folders of folders given."),
     force: bool = typer.Option(False, "--force", rich_help_panel=OUTPUT,
                                help="Redo tracks already done with the same models and settings."),
+    shard_text: Optional[str] = typer.Option(None, "--shard", rich_help_panel=SCALE, metavar="K/N",
+                                             help="Only shard K of N of the tracks (a stable hash of each path "
+                                                  "under its input folder): for job arrays."),
+    dask: Optional[str] = typer.Option(None, "--dask", rich_help_panel=SCALE, metavar="ADDRESS",
+                                       help="Run one task per track on a Dask cluster (scheduler address, or "
+                                            "local:N for N local worker processes); needs stemcut[dask]."),
     json_report: Optional[str] = typer.Option(None, "--json", rich_help_panel=OUTPUT, metavar="PATH",
                                               help="Write a JSON report of every file to PATH ('-': stdout, "
                                                    "and no path lines there)."),
@@ -172,7 +179,8 @@ def separate(
     with _usage_errors_reported(json_report, output, started):
         _separate_command(inputs, output, output_template, stems, karaoke, two_stems, fmt, bit_depth, bitrate,
                           stem_mapping, globs, recursive, force, json_report, model_dir, segment, overlap, batch_size,
-                          wiener, wiener_iterations, device, threads, fail_fast, quiet, verbose, started)
+                          wiener, wiener_iterations, device, threads, fail_fast, quiet, verbose, started, shard_text,
+                          dask)
 
 
 @contextmanager
@@ -195,14 +203,19 @@ def _usage_errors_reported(json_report: Optional[str], output: Path, started) ->
 
 def _separate_command(inputs, output, output_template, stems, karaoke, two_stems, fmt, bit_depth, bitrate,
                       stem_mapping, globs, recursive, force, json_report, model_dir, segment, overlap, batch_size,
-                      wiener, wiener_iterations, device, threads, fail_fast, quiet, verbose, started) -> None:
+                      wiener, wiener_iterations, device, threads, fail_fast, quiet, verbose, started, shard_text,
+                      dask) -> None:
     """The body of ``separate``: options in, a batch run, a report and an exit code out."""
-    from .batch import (EXIT_INTERRUPTED, OutputLock, PlanError, build_report, exit_code, plan_jobs, run_jobs,
-                        write_report)
+    from .batch import (EXIT_INTERRUPTED, PlanError, build_report, exit_code, parse_shard, plan_jobs, run_jobs,
+                        shard, write_report)
     from .reporting import Reporter
 
-    settings = _settings(segment=segment, overlap=overlap, batch_size=batch_size, wiener=wiener,
-                         wiener_iterations=wiener_iterations, device=device, threads=threads)
+    try:
+        shard_of = parse_shard(shard_text) if shard_text else None
+    except ValueError as error:
+        _fail_usage(str(error))
+    separation = _settings(segment=segment, overlap=overlap, batch_size=batch_size, wiener=wiener,
+                           wiener_iterations=wiener_iterations, device=device, threads=threads)
     chosen = _parse_stems(stems, karaoke, two_stems)
     spec = _output_spec(fmt, bit_depth, bitrate, stem_mapping, stems or two_stems, karaoke)
     try:
@@ -210,14 +223,16 @@ def _separate_command(inputs, output, output_template, stems, karaoke, two_stems
                          recursive=recursive)
     except PlanError as error:
         _fail_usage(str(error))
+    if shard_of is not None:
+        plan = shard(plan, *shard_of)
     reporter = Reporter(quiet=quiet, verbose=verbose, paths_to_stdout=json_report != "-")
     for path in plan.duplicates:
         reporter.note(f"{path}: given more than once; separated once")
-    if not plan.jobs and not plan.refused:
+    if not plan.jobs and not plan.refused and shard_of is None:
         _fail_usage("no audio files found in the given inputs")
 
     try:
-        separator = _load_separator(model_dir, settings) if plan.jobs else None
+        separator = _load_separator(model_dir, separation) if plan.jobs else None
     except KeyboardInterrupt:
         reporter.error("interrupted while loading the models; nothing was separated")
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -236,18 +251,19 @@ def _separate_command(inputs, output, output_template, stems, karaoke, two_stems
         outcomes, interrupted, settings = list(plan.refused), False, None
         if separator is not None:
             try:
-                lock = OutputLock(output).acquire()
-            except PlanError as error:
-                _fail_usage(str(error))
+                output.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 _fail_usage(f"cannot use the output folder {output} ({error.strerror or error})")
-            try:
-                with reporter.progress() as progress:
+            with reporter.progress() as progress:
+                if dask:
+                    from .distributed import run_on_dask
+
+                    result = run_on_dask(dask, plan.jobs, spec, model_dir=model_dir, settings=separation,
+                                         stems=chosen, force=force, on_done=progress.done)
+                else:
                     result = run_jobs(separator, plan.jobs, spec, stems=chosen, force=force,
                                       on_start=progress.start, on_progress=progress.advance,
                                       on_done=progress.done, fail_fast=fail_fast)
-            finally:
-                lock.release()
             outcomes += result.outcomes
             interrupted, settings = result.interrupted, result.settings
         if interrupted:
@@ -365,6 +381,33 @@ def evaluate_command(
         for row in rows:
             table.add_row(*row)
         Console().print(table)
+
+
+@app.command("merge-reports")
+def merge_reports_command(
+    reports: List[Path] = typer.Argument(..., help="JSON reports of the workers of one batch (--json).",
+                                         show_default=False),
+    output: str = typer.Option("-", "-o", "--output", help="Where the merged report goes ('-': stdout)."),
+) -> None:
+    """Merge the JSON reports of workers that shared a batch into one (same schema, honest totals).
+
+    Each input appears once with its most final status; the exit code is the merged batch's."""
+    import json
+
+    from .batch import merge_reports, write_report
+
+    loaded = []
+    for path in reports:
+        try:
+            loaded.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as error:
+            _fail_usage(f"{path}: not a readable JSON report ({getattr(error, 'strerror', None) or error})")
+    try:
+        merged = merge_reports(loaded)
+    except (ValueError, KeyError) as error:
+        _fail_usage(f"cannot merge: {error}")
+    write_report(merged, output)
+    raise typer.Exit(merged["exit_code"])
 
 
 @app.command()

@@ -61,10 +61,11 @@ class Reporter:
         if self.quiet:
             return
         counts = {status: sum(o.status == status for o in outcomes)
-                  for status in ("done", "skipped", "failed", "not_run")}
+                  for status in ("done", "skipped", "failed", "not_run", "claimed")}
         audio = sum(o.duration for o in outcomes if o.status == "done")
         elapsed = time.perf_counter() - self.started
         not_run = f", {counts['not_run']} not run" if counts["not_run"] else ""
+        not_run += f", {counts['claimed']} left to other stemcut processes" if counts["claimed"] else ""
         self.console.print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed{not_run} "
                            f"({audio:.1f} s of audio in {elapsed:.1f} s)")
 
@@ -94,6 +95,10 @@ class FileProgress:
             self.reporter.failed_line(outcome.input, outcome.reason)
             return
         if outcome.status == "not_run":
+            return
+        if outcome.status == "claimed":
+            if self.reporter.verbose and not self.reporter.quiet:
+                self.reporter.console.print(f"claimed: {escape(str(outcome.input))} ({escape(outcome.reason)})")
             return
         if self.reporter.paths_to_stdout:
             for path in outcome.outputs.values():

@@ -122,10 +122,15 @@ def test_summarise_mean_and_median(reference_dir):
 
 
 @pytest.mark.skipif(not museval_available(), reason="museval not installed")
-def test_museval_scores(reference_dir):
-    report = evaluate(reference_dir, oracle=True, museval=True, tracks=["b"])
+def test_museval_scores(tmp_path):
+    """BSSEval v4 on a short track (it costs seconds per second of audio): finite, per target,
+    and a clear ceiling for the oracle."""
+    root = tmp_path / "ref"
+    _write_track(root / "short", {"drums": _tone(100, 1.5, 4), "bass": _tone(60, 1.5, 5),
+                                  "guitar": _tone(330, 1.5, 6), "other": _tone(2000, 1.5, 7)})
+    report = evaluate(root, oracle=True, museval=True)
     assert set(report.museval_sdr) == {"drums", "bass", "guitar", "other"}
-    assert all(np.isfinite(v) for v in report.museval_sdr.values())
+    assert all(np.isfinite(v) and v > 5 for v in report.museval_sdr.values())
 
 
 def test_five_untrained_outputs_add_up_to_the_mixture(tmp_path):

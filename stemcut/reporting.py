@@ -19,6 +19,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 
+# Control characters in file names would break the one-line-per-file rule on stderr.
+_VISIBLE = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {10: "\\n", 13: "\\r", 9: "\\t"}
+
+
+def shown(path: Path | str) -> str:
+    """A path as stderr shows it: control characters (a newline in a name) escaped."""
+    return str(path).translate(_VISIBLE)
+
+
 class Reporter:
     def __init__(self, quiet: bool = False, verbose: bool = False, paths_to_stdout: bool = True):
         self.quiet = quiet
@@ -45,7 +54,7 @@ class Reporter:
         self.console.print(f"stemcut: warning: {escape(message)}", style="yellow" if self.interactive else None)
 
     def failed_line(self, path: Path | str, reason: str) -> None:
-        self.error(f"{path}: {reason}")
+        self.error(f"{shown(path)}: {reason}")
 
     @contextmanager
     def progress(self) -> Iterator["FileProgress"]:
@@ -81,7 +90,7 @@ class FileProgress:
     def start(self, job, info) -> None:
         if self.bar is not None:
             total = max(info.frames, 1)
-            self.task = self.bar.add_task(escape(job.input.name), total=total)
+            self.task = self.bar.add_task(escape(shown(job.input.name)), total=total)
 
     def advance(self, frames: int) -> None:
         if self.bar is not None and self.task is not None:
@@ -98,14 +107,14 @@ class FileProgress:
             return
         if outcome.status == "claimed":
             if self.reporter.verbose and not self.reporter.quiet:
-                self.reporter.console.print(f"claimed: {escape(str(outcome.input))} ({escape(outcome.reason)})")
+                self.reporter.console.print(f"claimed: {escape(shown(outcome.input))} ({escape(outcome.reason)})")
             return
         if self.reporter.paths_to_stdout:
             for path in outcome.outputs.values():
                 print(path, file=sys.stdout, flush=True)
         for warning in getattr(outcome, "warnings", []):
-            self.reporter.warning(f"{outcome.input}: {warning}")
+            self.reporter.warning(f"{shown(outcome.input)}: {warning}")
         if not self.reporter.quiet:
             note = f" ({outcome.reason})" if outcome.reason and not getattr(outcome, "warnings", []) else ""
             speed = f" {outcome.duration:.1f} s of audio in {outcome.seconds:.1f} s" if outcome.status == "done" else ""
-            self.reporter.console.print(f"{outcome.status}: {escape(str(outcome.input))}{speed}{escape(note)}")
+            self.reporter.console.print(f"{outcome.status}: {escape(shown(outcome.input))}{speed}{escape(note)}")

@@ -269,3 +269,15 @@ def test_an_unreadable_file_named_on_the_command_line_fails_alone(tiny_models, t
     files = {Path(f["input"]).name: f for f in json.loads(result.stdout)["files"]}
     assert (files["locked.wav"]["status"], files["locked.wav"]["reason"]) == ("failed", "permission denied")
     assert files["good.wav"]["status"] == "done"
+
+
+def test_a_newline_in_a_name_keeps_stderr_one_line_per_file(tiny_models, tmp_path):
+    source = song(tmp_path / "two\nlines.wav")
+    broken = tmp_path / "bad\nname.wav"
+    broken.write_text("not audio")
+    result = cli(tiny_models, source, broken, "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert any(line.startswith("stemcut: ") and "bad\\nname.wav: not a recognised audio file" in line
+               for line in lines), lines
+    assert any("two\\nlines.wav" in line for line in lines)

@@ -6,6 +6,7 @@
     python scripts/bench.py --model-dir DIR       # another model set
     python scripts/bench.py --vs --minutes 3 30 --repeat 3 --json r.json --plot docs/performance.png
                                                   # side by side with Demucs, Open-Unmix, Spleeter
+    python scripts/bench.py --short 300           # a folder of 300 one-second files, one command
 
 Each run is a fresh `python -m stemcut separate` process (decode to written
 files); the figures are its wall time per second of audio and its peak resident
@@ -15,7 +16,12 @@ memory (ru_maxrss of the child). The input is a generated stereo 44.1 kHz
 With ``--vs`` every repeat runs, on the same file and one after the other,
 stemcut with the Wiener filter off and on, then each peer in its own process
 (scripts/bench_peers.py: htdemucs, umxhq without and with one Wiener iteration,
-Spleeter 2-stem; install them as docs/performance.md says). A peer run is
+Spleeter 2-stem; install them as docs/performance.md says).
+
+With ``--short N`` the input is instead a folder of N generated one-second stereo
+44.1 kHz 16-bit WAV files (``--short-seconds`` changes the length), separated by
+one `stemcut separate` command: the per-file costs (start-up, probing, padding to
+a segment) that one long song hides. A peer run is
 stopped, and reported as such, when its resident memory passes ``--cap-gb`` or
 its wall time ``--cap-s``. Ratios stemcut/peer are taken within each repeat,
 then the median over repeats is reported.
@@ -32,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 SCRIPTS = Path(__file__).resolve().parent
 
@@ -56,8 +63,54 @@ def write_song(path: Path, minutes: float, seed: int = 0) -> Path:
     return path
 
 
-def measure(command: list[str], cap_mib: float | None = None, cap_s: float | None = None) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS in MiB (wait4's ru_maxrss) and '' or why the run was stopped.
+def write_short_folder(folder: Path, count: int, seconds: float) -> float:
+    """``count`` short stereo files (different seeds) in ``folder``; returns their total seconds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = int(round(seconds * RATE))
+    for index in range(count):
+        rng = np.random.default_rng(index)
+        t = (np.arange(frames) / RATE)[:, None]
+        tone = 0.2 * np.sin(2 * np.pi * rng.uniform(80, 800) * t * np.array([1.0, 1.002]))
+        kick = 0.3 * np.sin(2 * np.pi * 55 * t) * np.exp(-12 * (t % 0.5))
+        noise = 0.02 * rng.standard_normal((frames, 2))
+        sf.write(folder / f"clip-{index:04d}.wav", (tone + kick + noise).astype(np.float32), RATE, subtype="PCM_16")
+    return count * frames / RATE
+
+
+def run_short(args, scratch: Path) -> list[dict]:
+    """One `stemcut separate` over a folder of ``args.short`` short files, ``args.repeat`` times."""
+    folder = scratch / "short"
+    seconds = write_short_folder(folder, args.short, args.short_seconds)
+    command = stemcut_command(folder, scratch / "out", args, args.wiener)
+    runs = []
+    for repeat in range(args.repeat):
+        run = measure(command)
+        runs.append(run)
+        wiener = "on " if args.wiener else "off"
+        print(f"{args.short} x {args.short_seconds:g} s files  run {repeat + 1}  wiener={wiener}  {run.wall:7.2f} s  "
+              f"{run.wall / args.short:.4f} s per file  {run.wall / seconds:.4f} s per audio s  "
+              f"({seconds / run.wall:.1f}x real time)  CPU {run.cpu:.1f} s  peak RSS {run.rss:.0f} MiB  "
+              f"load {os.getloadavg()[0]:.2f}", flush=True)
+    wall = statistics.median(run.wall for run in runs)
+    cpu = statistics.median(run.cpu for run in runs)
+    return [{"short_files": args.short, "seconds_each": args.short_seconds, "wiener": args.wiener,
+             "threads": args.threads, "runs": len(runs), "wall_s": round(wall, 2),
+             "s_per_file": round(wall / args.short, 4), "s_per_audio_s": round(wall / seconds, 4),
+             "x_realtime": round(seconds / wall, 1), "cpu_s": round(cpu, 2),
+             "peak_rss_mib": round(max(run.rss for run in runs), 1),
+             "all_wall_s": [round(run.wall, 2) for run in runs]}]
+
+
+class Run(NamedTuple):
+    wall: float      # seconds
+    rss: float       # peak resident MiB
+    stopped: str     # '' or why the run was stopped
+    cpu: float       # user + system CPU seconds of the child
+
+
+def measure(command: list[str], cap_mib: float | None = None, cap_s: float | None = None) -> Run:
+    """Wall seconds, peak RSS in MiB (wait4's ru_maxrss), '' or why the run was stopped, and
+    the child's CPU seconds (less sensitive than wall time to other load on a shared machine).
 
     With caps, the child's VmRSS is polled every 0.1 s and the child killed when it
     passes ``cap_mib`` or runs longer than ``cap_s``."""
@@ -94,7 +147,7 @@ def measure(command: list[str], cap_mib: float | None = None, cap_s: float | Non
     wall = time.perf_counter() - started
     if not stopped and os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{stderr}")
-    return wall, usage.ru_maxrss / 1024.0, stopped
+    return Run(wall, usage.ru_maxrss / 1024.0, stopped, usage.ru_utime + usage.ru_stime)
 
 
 def _rss_mib(pid: int) -> float:
@@ -142,7 +195,7 @@ def run_vs(args, scratch: Path) -> list[dict]:
                 else:
                     run = runs[name][-1]  # stopped once at this length: not run again
                 runs[name].append(run)
-                wall, rss, stopped = run
+                wall, rss, stopped, _ = run
                 print(f"{minutes:6g} min  run {repeat + 1}  {name:15s} {wall:8.1f} s  {wall / seconds:.4f} s/s  "
                       f"RSS {rss:7.0f} MiB  {stopped}", flush=True)
                 for path in out.rglob("*"):
@@ -229,6 +282,9 @@ def main() -> None:
     parser.add_argument("--cap-gb", type=float, default=20.0, help="stop a peer run past this RSS")
     parser.add_argument("--cap-s", type=float, default=600.0, help="stop a peer run past this wall time")
     parser.add_argument("--plot", type=Path, help="with --vs: write a PNG of the results here")
+    parser.add_argument("--short", type=int, metavar="N",
+                        help="instead: one command over a folder of N generated short files")
+    parser.add_argument("--short-seconds", type=float, default=1.0, help="with --short: seconds per file")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `stemcut separate` options")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -238,9 +294,11 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="stemcut-bench-") as scratch:
         scratch = Path(scratch)
-        if args.vs:
+        if args.short:
+            results = run_short(args, scratch)
+        elif args.vs:
             results = run_vs(args, scratch)
-        for minutes in ([] if args.vs else args.minutes):
+        for minutes in ([] if args.vs or args.short else args.minutes):
             song = write_song(scratch / f"song-{minutes:g}min.wav", minutes)
             command = stemcut_command(song, scratch / "out", args, args.wiener)
             runs = [measure(command) for _ in range(args.repeat)]

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ANCHOR = "        masks = [self.models[t](magnitude.transpose(-1, -2)).transpose(-1, -2).float() for t in self.targets]\n"
+ANCHOR = "        masks = spread(mask, self.targets) if spread is not None else [mask(t) for t in self.targets]\n"
 MUTATIONS = {
     "zeros": "        masks = [torch.zeros_like(mask) for mask in masks]\n",
     "swapped targets": "        masks = masks[::-1]\n",

@@ -9,6 +9,11 @@ Each result is multiplied by a window whose linear fade-in and fade-out over the
 added up. The sum is divided by the accumulated window weight, which is one
 everywhere but at the very start and end of the stream, where only one segment
 contributes; so an identity process gives back its input, for any length.
+
+A stream no longer than one segment is one zero-padded segment, whose window
+divides out. Given ``short``, the chunker hands such a stream over unpadded, with
+the segment length, and ``short`` returns what ``process`` would have given on the
+padded segment (the separator computes that without the padding).
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ import numpy as np
 
 # process(segments[K, C, L]) -> results[K, S, C, L]
 SegmentProcess = Callable[[np.ndarray], np.ndarray]
+# short(stream[1, C, n], segment) -> results[1, S, C, n]: process's result on the stream
+# zero-padded to `segment` samples, cut back to n
+ShortProcess = Callable[[np.ndarray, int], np.ndarray]
 
 
 def cola_window(segment: int, overlap: int) -> np.ndarray:
@@ -53,9 +61,12 @@ class OverlapAdd:
         self.hop = segment - overlap
         self.batch_size = batch_size
         self.window = cola_window(segment, overlap)
+        self._window32 = self.window.astype(np.float32)
 
-    def __call__(self, blocks: Iterable[np.ndarray], process: SegmentProcess) -> Iterator[np.ndarray]:
-        """Yield result blocks of shape (S, C, n); together they span exactly the input."""
+    def __call__(self, blocks: Iterable[np.ndarray], process: SegmentProcess,
+                 short: ShortProcess | None = None) -> Iterator[np.ndarray]:
+        """Yield result blocks of shape (S, C, n); together they span exactly the input.
+        A stream of at most one segment goes to ``short`` instead, if given."""
         segment, hop = self.segment, self.hop
         pending: list[np.ndarray] = []   # input not yet cut, from the next segment's start
         pending_frames = 0
@@ -66,7 +77,7 @@ class OverlapAdd:
         acc: np.ndarray | None = None
         filled = 0                        # frames of `acc` (and `weight`) in use
         weight = np.zeros(segment + self.batch_size * hop, dtype=np.float32)
-        window = self.window.astype(np.float32)
+        window = self._window32
         emitted = 0                       # absolute frame where `acc` starts
         next_start = 0                    # absolute frame where the next segment starts
         total = 0
@@ -135,6 +146,10 @@ class OverlapAdd:
                 yield from run(cut(self.batch_size))
 
         if total == 0:
+            return
+        if short is not None and next_start == 0 and total <= segment:
+            joined = np.concatenate(pending, axis=1) if len(pending) > 1 else pending[0]
+            yield np.ascontiguousarray(short(joined[None, :, :total], segment)[0])
             return
         # Tail: cover every remaining frame with at least one (zero-padded) segment.
         remaining = total - next_start

@@ -9,6 +9,11 @@ separate`` all form their stems here: the training loss scores
 without Wiener. Chunking and files stay outside (``chunking``, ``separator``,
 ``jobs``), as Demucs keeps ``apply.py`` apart from its models.
 
+``forward(audio, padded_length=N)`` gives the stems of ``audio`` zero-padded to N
+samples (a short file in a full segment), cut back to its length, computed on
+just enough samples and frames to be the same to float rounding (see
+:meth:`MaskSeparator.silence_cut`).
+
 Stems come in :func:`stemcut.targets.output_stems` order; a set without an
 ``other`` model gets ``other`` as the remainder (``relu(|X| - sum V)`` as its
 magnitude estimate, and the time-domain remainder under the ratio mask).
@@ -16,14 +21,18 @@ magnitude estimate, and the time-domain remainder under the ratio mask).
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Iterable, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .filtering import apply_mask, ratio_shares, wiener
 from .targets import OTHER, output_stems
 from .transforms import STFT, istft
+
+# spread(function, targets) -> [function(target) for target in targets], perhaps on other threads
+Spread = Callable[[Callable[[str], torch.Tensor], Iterable[str]], list]
 
 
 class MaskSeparator(nn.Module):
@@ -44,9 +53,34 @@ class MaskSeparator(nn.Module):
         """(B, C, L) -> complex (B, C, T, F)."""
         return self.stft(audio)
 
-    def estimates(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """Mixture magnitude (B, C, T, F) -> per-stem magnitude estimates (S, B, C, T, F)."""
-        masks = [self.models[t](magnitude.transpose(-1, -2)).transpose(-1, -2).float() for t in self.targets]
+    def silence_cut(self, length: int, padded_length: int) -> int:
+        """Samples of ``length`` real ones zero-padded to ``padded_length`` that give the
+        same stems on the real ones, computed with ``padded_frames``: ``padded_length``
+        itself when the models cannot skip silent frames or nothing would be saved.
+
+        The cut leaves at least ``n_fft // 2 + 1`` zeros after the audio, so the STFT's
+        reflected end reads only zeros and every frame of the cut signal equals the padded
+        signal's; all the padded signal's frames after them are silent (exactly zero). The
+        frames that reach a real sample are all inside the cut, so the iSTFT agrees there."""
+        n_fft, hop = self.stft.n_fft, self.stft.hop
+        cut = -(-(length + n_fft // 2 + 1) // hop) * hop
+        if cut + n_fft // 2 > padded_length or not all(
+                getattr(model, "padded_frames_supported", False) for model in self.models.values()):
+            return padded_length
+        return cut
+
+    def estimates(self, magnitude: torch.Tensor, padded_frames: int | None = None,
+                  spread: Spread | None = None) -> torch.Tensor:
+        """Mixture magnitude (B, C, T, F) -> per-stem magnitude estimates (S, B, C, T, F);
+        with ``padded_frames``, as if ``padded_frames - T`` silent frames followed.
+        ``spread`` may run the target models on other threads (the separator's idle workers)."""
+        extra = {} if padded_frames is None else {"padded_frames": padded_frames}
+        spectra = magnitude.transpose(-1, -2)
+
+        def mask(target: str) -> torch.Tensor:
+            return self.models[target](spectra, **extra).transpose(-1, -2).float()
+
+        masks = spread(mask, self.targets) if spread is not None else [mask(t) for t in self.targets]
         if torch.is_grad_enabled():
             estimates = [mask * magnitude for mask in masks]
             if OTHER not in self.models:
@@ -65,12 +99,27 @@ class MaskSeparator(nn.Module):
         magnitude = self.spectrogram(audio).abs()
         return magnitude.unsqueeze(0) * ratio_shares(self.estimates(magnitude))
 
-    def forward(self, audio: torch.Tensor, wiener_iterations: int | None = None) -> torch.Tensor:
+    def forward(self, audio: torch.Tensor, wiener_iterations: int | None = None,
+                padded_length: int | None = None, spread: Spread | None = None) -> torch.Tensor:
         """(B, C, L) -> stems (S, B, C, L): ratio mask, or with ``wiener_iterations``
-        (0 or more) the multichannel Wiener filter."""
+        (0 or more) the multichannel Wiener filter. With ``padded_length`` > L: the first L
+        samples of the stems of ``audio`` zero-padded to ``padded_length`` samples.
+
+        Silent frames change neither filter: their mixture and estimates are exactly zero,
+        so they add nothing to the Wiener filter's sums over frames. ``spread``: see
+        :meth:`estimates`."""
+        length = audio.shape[-1]
+        if padded_length is None or padded_length <= length:
+            return self._separate(audio, wiener_iterations, None, spread)
+        cut = self.silence_cut(length, padded_length)
+        frames = 1 + padded_length // self.stft.hop if cut < padded_length else None
+        return self._separate(F.pad(audio, (0, cut - length)), wiener_iterations, frames, spread)[..., :length]
+
+    def _separate(self, audio: torch.Tensor, wiener_iterations: int | None, padded_frames: int | None,
+                  spread: Spread | None) -> torch.Tensor:
         length = audio.shape[-1]
         spectrogram = self.spectrogram(audio)
-        estimates = self.estimates(spectrogram.abs())
+        estimates = self.estimates(spectrogram.abs(), padded_frames, spread)
         n_fft, hop, window = self.stft.n_fft, self.stft.hop, self.stft.window
 
         def inverse(spec: torch.Tensor) -> torch.Tensor:

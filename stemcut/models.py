@@ -15,12 +15,21 @@ Two families:
 
 ``build_model(arch, params)`` makes one from the hyper-parameters a
 manifest records (see :mod:`stemcut.weights`).
+
+Both families take ``forward(magnitude, padded_frames=N)``: the mask of the first
+T frames of ``magnitude`` followed by N - T silent (all-zero) frames, computed
+without the silent frames where they cannot change it (the ``tcn`` family's
+receptive field; the ``blstm`` family's LSTM by :mod:`stemcut.recurrent`). A
+short file is separated that way as if padded to a full segment. A family that
+sets ``padded_frames_supported`` must keep that promise to float rounding.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .recurrent import lstm_before_silence
 
 __all__ = ["BLSTMMask", "TCNMask", "ARCHITECTURES", "build_model"]
 
@@ -30,6 +39,8 @@ class _FrameMaskNet(nn.Module):
     spectrum (below ``max_bin``) is squeezed by a dense layer, a temporal core
     (the subclass's) adds context over time, and dense layers expand the frame
     and its context back to a mask over all bins."""
+
+    padded_frames_supported = True
 
     def __init__(self, n_fft: int, max_bin: int, channels: int, hidden: int):
         super().__init__()
@@ -51,6 +62,10 @@ class _FrameMaskNet(nn.Module):
         x = (torch.log1p(magnitude[..., : self.max_bin]) + self.input_mean) * self.input_scale
         return torch.tanh(self.bn1(self.fc1(x.reshape(-1, self.channels * self.max_bin))))
 
+    def _silent_frames(self, magnitude: torch.Tensor, count: int) -> torch.Tensor:
+        """``count`` all-zero frames shaped like ``magnitude``'s (batch, channels, bins, frames)."""
+        return magnitude.new_zeros(magnitude.shape[:-1] + (count,))
+
     def _decode(self, features: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """(frames, hidden) features and context -> (frames, channels, bins) mask."""
         x = torch.relu(self.bn2(self.fc2(torch.cat([features, context], dim=-1))))
@@ -67,10 +82,15 @@ class BLSTMMask(_FrameMaskNet):
         self.lstm = nn.LSTM(hidden, hidden // 2, num_layers=layers, bidirectional=True,
                             batch_first=False, dropout=0.3 if layers > 1 else 0.0)
 
-    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+    def forward(self, magnitude: torch.Tensor, padded_frames: int | None = None) -> torch.Tensor:
         batch, channels, bins, frames = magnitude.shape
         features = self._encode(magnitude.permute(3, 0, 1, 2))  # frames * batch, hidden
-        recurrent, _ = self.lstm(features.reshape(frames, batch, -1))
+        sequence = features.reshape(frames, batch, -1)
+        if padded_frames is not None and padded_frames > frames:
+            silent = self._encode(self._silent_frames(magnitude[:1], 1).permute(3, 0, 1, 2))[0]
+            recurrent = lstm_before_silence(self.lstm, sequence, silent, padded_frames - frames)
+        else:
+            recurrent, _ = self.lstm(sequence)
         mask = self._decode(features, recurrent.reshape(frames * batch, -1))
         return mask.reshape(frames, batch, channels, bins).permute(1, 2, 3, 0)
 
@@ -103,13 +123,26 @@ class TCNMask(_FrameMaskNet):
         super().__init__(n_fft, max_bin, channels, hidden)
         self.temporal = nn.Sequential(*(_TemporalBlock(hidden, 2**b) for _ in range(stacks) for b in range(blocks)))
 
-    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+    @property
+    def reach(self) -> int:
+        """Frames on each side of a frame that its mask depends on (half the receptive field)."""
+        return sum(block.depthwise.dilation[0] * (block.depthwise.kernel_size[0] - 1) // 2 for block in self.temporal)
+
+    def forward(self, magnitude: torch.Tensor, padded_frames: int | None = None) -> torch.Tensor:
+        kept = magnitude.shape[-1]
+        if padded_frames is not None and padded_frames > kept:
+            # Silent frames further than `reach` past the last kept one cannot reach it.
+            extra = min(padded_frames - kept, self.reach)
+            magnitude = torch.cat([magnitude, self._silent_frames(magnitude, extra)], dim=-1)
         batch, channels, bins, frames = magnitude.shape
         features = self._encode(magnitude.permute(0, 3, 1, 2))  # batch * frames, hidden
         trunk = features.reshape(batch, frames, -1).transpose(1, 2)
-        context = self.temporal(trunk).transpose(1, 2).reshape(batch * frames, -1)
-        mask = self._decode(features, context)
-        return mask.reshape(batch, frames, channels, bins).permute(0, 2, 3, 1)
+        context = self.temporal(trunk).transpose(1, 2)
+        if frames > kept:
+            features = features.reshape(batch, frames, -1)[:, :kept].reshape(batch * kept, -1)
+            context = context[:, :kept]
+        mask = self._decode(features, context.reshape(batch * kept, -1))
+        return mask.reshape(batch, kept, channels, bins).permute(0, 2, 3, 1)
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"blstm": BLSTMMask, "tcn": TCNMask}

@@ -16,6 +16,7 @@ stems one by one.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ import soxr
 import torch
 
 from .chunking import OverlapAdd
-from .core import MaskSeparator
+from .core import MaskSeparator, Spread
 from .settings import SeparationSettings
 from .targets import OTHER, available_outputs
 from .weights import ModelError, ModelSet, load_model_set
@@ -86,6 +87,8 @@ class Separator:
         self.stems = list(core.stems)
         self.chunking = settings.chunking(self.sample_rate, core.stft.hop)
         self.workers = settings.workers(self.device.type)
+        # Keeps no state between streams: built once (its window is a segment long).
+        self._chunker = OverlapAdd(self.chunking.segment, self.chunking.overlap, settings.batch_size * self.workers)
         threads = 1 if self.device.type == "cpu" else settings.threads
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="stemcut",
                                         initializer=_set_thread_torch_threads, initargs=(threads,))
@@ -113,23 +116,26 @@ class Separator:
 
     # -- the model step: segments at the model rate --------------------------------
 
-    def process_segments(self, segments: np.ndarray) -> np.ndarray:
-        """segments (K, C, L) at the model rate -> stems (K, S, C, L).
+    def process_segments(self, segments: np.ndarray, padded_length: int | None = None) -> np.ndarray:
+        """segments (K, C, L) at the model rate -> stems (K, S, C, L); with ``padded_length``,
+        the stems the segments would get zero-padded to that many samples.
 
         Channels are paired to fit stereo models; a lone channel (mono input, or
         the last of an odd count) is doubled and its two results averaged. The
         stereo items are shared out between the worker threads, each running up to
-        ``batch_size`` items at once."""
+        ``batch_size`` items at once. Workers left without items (a short stereo file
+        is one item) take a share of the target models instead."""
         count, channels, length = segments.shape
         pairs = [(c, min(c + 1, channels - 1)) for c in range(0, channels, 2)]
         grouped = np.stack([segments[:, list(pair)] for pair in pairs], axis=1)  # K, G, 2, L
         items = grouped.reshape(-1, 2, length)
         out = np.empty((count, len(self.stems), channels, length), dtype=np.float32)
 
-        def work(start: int, stop: int) -> None:
+        def work(start: int, stop: int, spread: Spread | None) -> None:
             # Each worker writes its items' stems straight into `out` (no batch-sized copies).
             with torch.inference_mode():
-                stems = self.core(torch.from_numpy(items[start:stop]).to(self.device), self._wiener_iterations)
+                stems = self.core(torch.from_numpy(items[start:stop]).to(self.device), self._wiener_iterations,
+                                  padded_length, spread)
                 stems = stems.cpu().numpy()
             for position, item in enumerate(range(start, stop)):
                 segment, group = divmod(item, len(pairs))
@@ -144,9 +150,36 @@ class Separator:
         if self.workers > 1 and items.shape[0] > 1:
             step = min(step, -(-items.shape[0] // self.workers))
         spans = [(start, min(start + step, items.shape[0])) for start in range(0, items.shape[0], step)]
-        for future in [self._pool.submit(work, *span) for span in spans]:
+        idle = self.workers - len(spans)
+        spread = self._spread(-(-idle // len(spans))) if idle > 0 else None
+        for future in [self._pool.submit(work, *span, spread) for span in spans]:
             future.result()
         return out
+
+    def _spread(self, helpers: int) -> Spread:
+        """A map for the target models: the calling worker and up to ``helpers`` idle ones
+        each take the next target until none is left. A helper that has not started by
+        the time the caller ran out of targets is cancelled, not waited for: so it cannot
+        deadlock, even when other calls keep every worker busy."""
+        def spread(function, targets):
+            targets = list(targets)
+            results: list = [None] * len(targets)
+            claim = itertools.count()  # next() on it is atomic: each target is taken once
+
+            def drain() -> None:
+                with torch.inference_mode():
+                    for index in iter(lambda: next(claim), None):
+                        if index >= len(targets):
+                            return
+                        results[index] = function(targets[index])
+
+            lent = [self._pool.submit(drain) for _ in range(min(helpers, len(targets) - 1))]
+            drain()
+            for future in lent:
+                if not future.cancel():
+                    future.result()
+            return results
+        return spread
 
     # -- the stream: any rate, any length --------------------------------------------
 
@@ -206,10 +239,11 @@ class Separator:
             emitted += stems.shape[-1]
             yield mixture, stems
 
-        chunker = OverlapAdd(self.chunking.segment, self.chunking.overlap, self.settings.batch_size * self.workers)
         to_input = (soxr.ResampleStream(self.sample_rate, sample_rate, stem_count * channels, dtype="float32")
                     if resample else None)
-        for stems in chunker(model_rate_blocks(), self.process_segments):
+        # A stream shorter than a segment is separated as if padded to one (today's stems),
+        # without computing the padding: no length hint is needed, the chunker knows at the end.
+        for stems in self._chunker(model_rate_blocks(), self.process_segments, self.process_segments):
             if to_input is not None:
                 flat = to_input.resample_chunk(np.ascontiguousarray(stems.reshape(-1, stems.shape[-1]).T), last=False)
                 stems = np.ascontiguousarray(flat.T).reshape(stem_count, channels, -1)

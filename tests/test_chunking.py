@@ -52,6 +52,30 @@ def test_segments_have_fixed_length_and_batches_respect_size():
 
 def test_empty_stream_gives_nothing():
     assert list(OverlapAdd(100, 10)([], identity)) == []
+    assert list(OverlapAdd(100, 10)([], identity, lambda stream, segment: 1 / 0)) == []
+
+
+@pytest.mark.parametrize("length", [1, 37, 99, 100])
+def test_a_stream_of_at_most_one_segment_goes_to_short_unpadded(length):
+    calls = []
+
+    def short(stream, segment):
+        calls.append((stream.shape, segment))
+        return stream[:, None] * 2.0
+
+    audio = np.random.default_rng(length).standard_normal((3, length)).astype(np.float32)
+    blocks = [audio[:, i:i + 10] for i in range(0, length, 10)]
+    out = np.concatenate(list(OverlapAdd(100, 20, 2)(blocks, lambda segments: 1 / 0, short)), axis=-1)
+    assert calls == [((1, 3, length), 100)]
+    assert np.array_equal(out[0], audio * 2.0)
+
+
+@pytest.mark.parametrize("length", [101, 180, 181, 1234])
+def test_longer_streams_never_go_to_short(length):
+    audio = np.random.default_rng(length).standard_normal((2, length)).astype(np.float32)
+    blocks = [audio[:, i:i + 64] for i in range(0, length, 64)]
+    out = np.concatenate(list(OverlapAdd(100, 20, 2)(blocks, identity, lambda stream, segment: 1 / 0)), axis=-1)
+    assert np.abs(out[0] - audio).max() < 1e-5
 
 
 @pytest.mark.parametrize("frames", [1, 2, 511, 4410, 4410 * 3, 22050 + 7])
@@ -62,7 +86,8 @@ def test_identity_model_through_separator_stream(tiny_models, frames, channels):
     from stemcut import Separator
 
     separator = Separator(tiny_models, device="cpu", segment=0.1, overlap=0.25)
-    separator.process_segments = lambda segments: np.repeat(segments[:, None], len(separator.stems), axis=1) / len(separator.stems)
+    count = len(separator.stems)
+    separator.process_segments = lambda segments, padded_length=None: np.repeat(segments[:, None], count, axis=1) / count
     audio = sine_mixture(frames / 44100, 44100, channels)[:, :frames]
     stems = separator.separate(audio, 44100)
     for stem in separator.stems:

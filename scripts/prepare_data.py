@@ -5,6 +5,8 @@ Example:
     STEMCUT_DATA=/work/shared/data python scripts/prepare_data.py --out /work/corpus
     python scripts/prepare_data.py --list
     python scripts/prepare_data.py --out /work/corpus --sources fof-muldjord,freedoom
+    STEMCUT_SNAPSHOTS=/work/.mirror python scripts/prepare_data.py --out /work/corpus --sources karoryfer-guitars,drumgizmo-muldjord
+    python scripts/prepare_data.py --out /work/corpus --sources renders-freedoom --render-variants 4 --force
 
 Debian packages are fetched with ``apt-get download`` into ``<out>/.downloads`` and
 unpacked with ``dpkg -x`` (nothing is installed). Sources already built and recorded in
@@ -33,7 +35,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sources", help="comma-separated source names (default: all; see --list)")
     parser.add_argument("--list", action="store_true", help="list the sources (with their state in --out when it has a manifest) and exit")
     parser.add_argument("--force", action="store_true", help="rebuild sources that are already built")
+    renders = parser.add_argument_group("renders-* sources (each overrides its $STEMCUT_RENDER_* variable)")
+    renders.add_argument("--render-variants", type=int, help="renders per MIDI arrangement ($STEMCUT_RENDER_VARIANTS, default 1)")
+    renders.add_argument("--render-songs", type=int, help="at most this many songs per set ($STEMCUT_RENDER_SONGS)")
+    renders.add_argument("--render-seconds", type=float, help="excerpt of at most this many seconds per song ($STEMCUT_RENDER_SECONDS)")
+    renders.add_argument("--render-minutes", type=float, help="stop starting songs after this wall time per set ($STEMCUT_RENDER_MINUTES)")
+    renders.add_argument("--render-commercial", action="store_true", help="commercial-clean ingredients only ($STEMCUT_RENDER_COMMERCIAL=1)")
     return parser
+
+
+def _render_environment(args: argparse.Namespace) -> None:
+    """Pass the --render-* options to the render sources through their environment variables."""
+    for name in ("variants", "songs", "seconds", "minutes"):
+        value = getattr(args, f"render_{name}")
+        if value is not None:
+            os.environ[f"STEMCUT_RENDER_{name.upper()}"] = str(value)
+    if args.render_commercial:
+        os.environ["STEMCUT_RENDER_COMMERCIAL"] = "1"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         sources = select_sources([n.strip() for n in args.sources.split(",") if n.strip()] if args.sources else None)
     except KeyError as error:
         parser.error(error.args[0])
+    _render_environment(args)
     started = time.monotonic()
     manifest = build_corpus(args.out, sources, args.data_root, log=lambda line: print(line, flush=True), force=args.force)
     totals = manifest["totals"]

@@ -6,7 +6,9 @@ of renderer assets, each with one licence tag. :func:`build_corpus` runs the cho
 sources in order; each writes into ``<out>/.staging/<source>/`` (a mirror of the final
 layout), and only when it has finished are its pools renamed into place and recorded in
 ``<out>/corpus.json``. A source recorded as built whose folders exist is skipped, so an
-interrupted build resumes where it stopped. A source that cannot be had on this machine
+interrupted build resumes where it stopped. Pools marked ``in_place`` (the renders) are
+written straight into their final folder one complete item at a time, so even a source
+interrupted halfway keeps what it finished. A source that cannot be had on this machine
 (:class:`SourceUnavailable`: apt-get fails, the shared data folder is missing) is skipped
 with a one-line note and tried again next time.
 
@@ -70,6 +72,7 @@ class Pool:
     commercial_ok_hours: float = 0.0
     commercial_ok_tracks: int = 0
     by_reference: bool = False
+    in_place: bool = False  # written straight into ``<out>/<path>`` item by item (resumable renders), not staged
     notes: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
@@ -85,7 +88,7 @@ class Pool:
 
     def finish(self) -> "Pool":
         """Derive ``licence``/``commercial_ok`` from ``licences`` and round the hours."""
-        self.licence = "; ".join(sorted(self.licences))
+        self.licence = "; ".join(sorted({part.strip() for key in self.licences for part in key.split(";")}))
         self.commercial_ok = all_commercial_ok(self.licences)
         clean = [v for k, v in self.licences.items() if is_commercial_ok(k)]
         self.commercial_ok_hours = sum(v["hours"] for v in clean)
@@ -157,7 +160,7 @@ def _is_built(manifest: dict, out: Path, source: Source) -> bool:
 def _promote(staging: Path, out: Path, pools: list[Pool]) -> None:
     """Rename each pool's staged folder over its final place."""
     for pool in pools:
-        if pool.by_reference:
+        if pool.by_reference or pool.in_place:
             continue
         staged, final = staging / pool.path, out / pool.path
         if not staged.exists():

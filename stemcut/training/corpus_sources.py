@@ -10,7 +10,10 @@ Layouts written (relative to the corpus folder):
   drums, bass and guitar are ``inside_other``.
 - ``midi/<set>/<name>.mid``: arrangements to render later (Freedoom WAD lumps, OpenMSX).
 - ``assets/...``: renderer assets (guitarix impulse responses, the MuseScore General
-  SoundFont, hydrogen drum kits), copied as they are.
+  SoundFont, hydrogen drum kits), copied as they are; the Karoryfer guitars and the
+  MuldjordKit from repository snapshots (:mod:`stemcut.training.corpus_snapshots`).
+- ``renders/<set>/<song>/{vocals,drums,bass,guitar,other}.flac`` + ``meta.json``: the MIDI
+  arrangements rendered with real samples (:mod:`stemcut.training.corpus_renders`).
 - the shared real data (``--data-root``) is recorded by reference, never copied.
 
 Audio is 44.1 kHz stereo 16-bit FLAC. Licences are read per file from the package's
@@ -38,6 +41,8 @@ from stemcut.training.corpus import BuildContext, Pool, Source, SourceUnavailabl
 from stemcut.training.corpus_audio import convert_to_flac, duration_seconds, read_stereo, write_flac
 from stemcut.training.corpus_debian import Package
 from stemcut.training.corpus_midi import midi_seconds, wad_midi_lumps
+from stemcut.training.corpus_renders import RENDER_SETS, build_renders
+from stemcut.training.corpus_snapshots import build_karoryfer, build_muldjord
 from stemcut.training.targets import SAMPLE_RATE, TARGETS
 
 MUSIC_SUFFIXES = tuple(sorted(SOUNDFILE_EXTENSIONS))  # music files in the packages: what soundfile reads
@@ -465,6 +470,13 @@ def _soundtrack(soundtrack: Soundtrack) -> Source:
     )
 
 
+def _renders(set_name: str) -> Source:
+    return Source(
+        f"renders-{set_name}", "stems", f"{set_name} MIDI rendered with real samples into 5 stems (+ real vocals)",
+        lambda c: build_renders(c, set_name),
+    )
+
+
 SOURCES: tuple[Source, ...] = (
     Source("shared", "reference", "the shared real multitrack data, by reference", build_shared),
     _fof("fretsonfire-songs-muldjord", "muldjord", "CC-BY-SA-3.0"),
@@ -475,6 +487,9 @@ SOURCES: tuple[Source, ...] = (
     Source("guitarix-irs", "assets", "guitarix amp/cabinet impulse responses", build_guitarix_irs, ("guitarix-common",)),
     Source("musescore-general", "assets", "MuseScore General SoundFont", build_musescore_soundfont, ("musescore-general-soundfont",)),
     Source("hydrogen-drumkits", "assets", "hydrogen drum kits", build_hydrogen_kits, ("hydrogen-drumkits",)),
+    Source("karoryfer-guitars", "assets", "Karoryfer Black and Green Guitars samples (repository snapshot)", build_karoryfer),
+    Source("drumgizmo-muldjord", "assets", "DrumGizmo MuldjordKit multi-mic drum hits (repository snapshot)", build_muldjord),
+    *(_renders(name) for name in RENDER_SETS),
 )
 
 

@@ -72,9 +72,12 @@ def soft_limit(audio: np.ndarray, ceiling: float) -> np.ndarray:
     return (ceiling * np.tanh(audio / ceiling)).astype(np.float32)
 
 
-def compress(audio: np.ndarray, threshold_db: float, ratio: float, attack_ms: float, release_ms: float,
-             rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Feed-forward compressor on a stereo-linked RMS envelope (256-sample frames)."""
+def compressor_gain(audio: np.ndarray, threshold_db: float, ratio: float, attack_ms: float, release_ms: float,
+                    rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Per-sample linear gain of a feed-forward compressor on ``audio``'s stereo-linked RMS (256-sample frames).
+
+    Returned separately so one envelope can be applied to several signals (a mix bus over its stems).
+    """
     hop = 256
     frames = -(-audio.shape[-1] // hop)
     padded = np.zeros(audio.shape[:-1] + (frames * hop,), np.float32)
@@ -94,7 +97,13 @@ def compress(audio: np.ndarray, threshold_db: float, ratio: float, attack_ms: fl
     centres = np.arange(frames) * hop + hop / 2
     gain_db = np.interp(np.arange(audio.shape[-1]), centres, smoothed)
     makeup = -0.5 * float(target_gain_db.min()) if frames else 0.0
-    return (audio * 10 ** ((gain_db + makeup) / 20)).astype(np.float32)
+    return (10 ** ((gain_db + makeup) / 20)).astype(np.float32)
+
+
+def compress(audio: np.ndarray, threshold_db: float, ratio: float, attack_ms: float, release_ms: float,
+             rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Feed-forward compressor on a stereo-linked RMS envelope (256-sample frames)."""
+    return (audio * compressor_gain(audio, threshold_db, ratio, attack_ms, release_ms, rate)).astype(np.float32)
 
 
 def reverb(audio: np.ndarray, rt60: float, wet: float, predelay_ms: float, rng: np.random.Generator,

@@ -177,10 +177,78 @@ def separate(
 
     started = datetime.now(timezone.utc)
     with _usage_errors_reported(json_report, output, started):
-        _separate_command(inputs, output, output_template, stems, karaoke, two_stems, fmt, bit_depth, bitrate,
-                          stem_mapping, globs, recursive, force, json_report, model_dir, segment, overlap, batch_size,
-                          wiener, wiener_iterations, device, threads, fail_fast, quiet, verbose, started, shard_text,
-                          dask)
+        from .batch import (EXIT_INTERRUPTED, PlanError, build_report, exit_code, parse_shard, plan_jobs, run_jobs,
+                            shard, write_report)
+        from .reporting import Reporter
+
+        try:
+            shard_of = parse_shard(shard_text) if shard_text else None
+        except ValueError as error:
+            _fail_usage(str(error))
+        separation = _settings(segment=segment, overlap=overlap, batch_size=batch_size, wiener=wiener,
+                               wiener_iterations=wiener_iterations, device=device, threads=threads)
+        chosen = _parse_stems(stems, karaoke, two_stems)
+        spec = _output_spec(fmt, bit_depth, bitrate, stem_mapping, stems or two_stems, karaoke)
+        try:
+            plan = plan_jobs(inputs, output, chosen, spec, template=output_template, globs=globs or (),
+                             recursive=recursive)
+        except PlanError as error:
+            _fail_usage(str(error))
+        if shard_of is not None:
+            plan = shard(plan, *shard_of)
+        reporter = Reporter(quiet=quiet, verbose=verbose, paths_to_stdout=json_report != "-")
+        for path in plan.duplicates:
+            reporter.note(f"{path}: given more than once; separated once")
+        if not plan.jobs and not plan.refused and shard_of is None:
+            _fail_usage("no audio files found in the given inputs")
+
+        try:
+            separator = _load_separator(model_dir, separation) if plan.jobs else None
+        except KeyboardInterrupt:
+            reporter.error("interrupted while loading the models; nothing was separated")
+            raise typer.Exit(EXIT_INTERRUPTED)
+        if separator is not None:
+            needed = [name for group in spec.sink(plan.jobs[0].outputs).sources for name in group
+                      if name != MIXTURE]
+            unavailable = set(needed) - set(separator.available_outputs())
+            if unavailable:
+                _fail_usage(f"this model set cannot produce {', '.join(sorted(unavailable))}")
+            reporter.info(f"{len(plan.jobs)} file(s), models from {separator.model_dir}, device {separator.device}, "
+                          f"Wiener {'on (' + str(wiener_iterations) + ' it.)' if wiener else 'off'}")
+        for outcome in plan.refused:
+            reporter.failed_line(outcome.input, outcome.reason)
+
+        with _sigterm_as_interrupt():
+            outcomes, interrupted, fingerprint = list(plan.refused), False, None
+            if separator is not None:
+                try:
+                    output.mkdir(parents=True, exist_ok=True)
+                except OSError as error:
+                    _fail_usage(f"cannot use the output folder {output} ({error.strerror or error})")
+                with reporter.progress() as progress:
+                    if dask:
+                        from .distributed import run_on_dask
+
+                        result = run_on_dask(dask, plan.jobs, spec, model_dir=model_dir, settings=separation,
+                                             stems=chosen, force=force, on_done=progress.done)
+                    else:
+                        result = run_jobs(separator, plan.jobs, spec, stems=chosen, force=force,
+                                          on_start=progress.start, on_progress=progress.advance,
+                                          on_done=progress.done, fail_fast=fail_fast)
+                outcomes += result.outcomes
+                interrupted, fingerprint = result.interrupted, result.settings
+            if interrupted:
+                reporter.error("interrupted: the file in progress was discarded; rerun the same command to finish")
+            reporter.summary(outcomes)
+            if json_report:
+                report = build_report(outcomes, output_dir=output, settings=fingerprint, started=started,
+                                      interrupted=interrupted, run_settings=separator.settings.describe()
+                                      if separator is not None else None)
+                try:
+                    write_report(report, json_report)
+                except OSError as error:
+                    reporter.error(f"{json_report}: cannot write the report ({error.strerror or error})")
+        raise typer.Exit(exit_code(outcomes, interrupted))
 
 
 @contextmanager
@@ -199,85 +267,6 @@ def _usage_errors_reported(json_report: Optional[str], output: Path, started) ->
                 typer.echo(f"stemcut: error: {json_report}: cannot write the report ({problem.strerror or problem})",
                            err=True)
         raise
-
-
-def _separate_command(inputs, output, output_template, stems, karaoke, two_stems, fmt, bit_depth, bitrate,
-                      stem_mapping, globs, recursive, force, json_report, model_dir, segment, overlap, batch_size,
-                      wiener, wiener_iterations, device, threads, fail_fast, quiet, verbose, started, shard_text,
-                      dask) -> None:
-    """The body of ``separate``: options in, a batch run, a report and an exit code out."""
-    from .batch import (EXIT_INTERRUPTED, PlanError, build_report, exit_code, parse_shard, plan_jobs, run_jobs,
-                        shard, write_report)
-    from .reporting import Reporter
-
-    try:
-        shard_of = parse_shard(shard_text) if shard_text else None
-    except ValueError as error:
-        _fail_usage(str(error))
-    separation = _settings(segment=segment, overlap=overlap, batch_size=batch_size, wiener=wiener,
-                           wiener_iterations=wiener_iterations, device=device, threads=threads)
-    chosen = _parse_stems(stems, karaoke, two_stems)
-    spec = _output_spec(fmt, bit_depth, bitrate, stem_mapping, stems or two_stems, karaoke)
-    try:
-        plan = plan_jobs(inputs, output, chosen, spec, template=output_template, globs=globs or (),
-                         recursive=recursive)
-    except PlanError as error:
-        _fail_usage(str(error))
-    if shard_of is not None:
-        plan = shard(plan, *shard_of)
-    reporter = Reporter(quiet=quiet, verbose=verbose, paths_to_stdout=json_report != "-")
-    for path in plan.duplicates:
-        reporter.note(f"{path}: given more than once; separated once")
-    if not plan.jobs and not plan.refused and shard_of is None:
-        _fail_usage("no audio files found in the given inputs")
-
-    try:
-        separator = _load_separator(model_dir, separation) if plan.jobs else None
-    except KeyboardInterrupt:
-        reporter.error("interrupted while loading the models; nothing was separated")
-        raise typer.Exit(EXIT_INTERRUPTED)
-    if separator is not None:
-        needed = [name for group in spec.sink(plan.jobs[0].outputs).sources for name in group
-                  if name != MIXTURE]
-        unavailable = set(needed) - set(separator.available_outputs())
-        if unavailable:
-            _fail_usage(f"this model set cannot produce {', '.join(sorted(unavailable))}")
-        reporter.info(f"{len(plan.jobs)} file(s), models from {separator.model_dir}, device {separator.device}, "
-                      f"Wiener {'on (' + str(wiener_iterations) + ' it.)' if wiener else 'off'}")
-    for outcome in plan.refused:
-        reporter.failed_line(outcome.input, outcome.reason)
-
-    with _sigterm_as_interrupt():
-        outcomes, interrupted, settings = list(plan.refused), False, None
-        if separator is not None:
-            try:
-                output.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                _fail_usage(f"cannot use the output folder {output} ({error.strerror or error})")
-            with reporter.progress() as progress:
-                if dask:
-                    from .distributed import run_on_dask
-
-                    result = run_on_dask(dask, plan.jobs, spec, model_dir=model_dir, settings=separation,
-                                         stems=chosen, force=force, on_done=progress.done)
-                else:
-                    result = run_jobs(separator, plan.jobs, spec, stems=chosen, force=force,
-                                      on_start=progress.start, on_progress=progress.advance,
-                                      on_done=progress.done, fail_fast=fail_fast)
-            outcomes += result.outcomes
-            interrupted, settings = result.interrupted, result.settings
-        if interrupted:
-            reporter.error("interrupted: the file in progress was discarded; rerun the same command to finish")
-        reporter.summary(outcomes)
-        if json_report:
-            report = build_report(outcomes, output_dir=output, settings=settings, started=started,
-                                  interrupted=interrupted, run_settings=separator.settings.describe()
-                                  if separator is not None else None)
-            try:
-                write_report(report, json_report)
-            except OSError as error:
-                reporter.error(f"{json_report}: cannot write the report ({error.strerror or error})")
-    raise typer.Exit(exit_code(outcomes, interrupted))
 
 
 @contextmanager

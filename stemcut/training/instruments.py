@@ -53,18 +53,22 @@ def soundfont_renderer_available() -> bool:
     return importlib.util.find_spec("tinysoundfont") is not None
 
 
+def load_soundfont(soundfont: Path):
+    """A ``tinysoundfont`` synth at the training rate with ``soundfont`` loaded: (synth, soundfont id)."""
+    try:
+        import tinysoundfont  # imported here so the built-in path needs nothing
+    except ImportError as error:  # its wheel declares pyaudio (playback only), hence --no-deps
+        raise ImportError("SoundFont rendering needs tinysoundfont: pip install --no-deps tinysoundfont") from error
+    synth = tinysoundfont.Synth(samplerate=SAMPLE_RATE)
+    return synth, synth.sfload(str(soundfont))
+
+
 class SoundfontRenderer:
     """Renders parts with a SoundFont through ``tinysoundfont`` (one synth per process)."""
 
     def __init__(self, soundfont: Path) -> None:
-        try:
-            import tinysoundfont  # imported here so the built-in path needs nothing
-        except ImportError as error:  # its wheel declares pyaudio (playback only), hence --no-deps
-            raise ImportError("SoundFont rendering needs tinysoundfont: pip install --no-deps tinysoundfont") from error
-
         self.path = Path(soundfont)
-        self._synth = tinysoundfont.Synth(samplerate=SAMPLE_RATE)
-        self._sfid = self._synth.sfload(str(self.path))
+        self._synth, self._sfid = load_soundfont(self.path)
 
     def has_program(self, bank: int, program: int) -> bool:
         return bool(self._synth.sfpreset_name(self._sfid, bank, program))

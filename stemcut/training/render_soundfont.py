@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stemcut.training.instruments import load_soundfont
 from stemcut.training.render_midi import DRUM_CHANNEL, Control, MidiNote, Score
 from stemcut.training.targets import SAMPLE_RATE
 
@@ -21,13 +22,8 @@ class SoundfontPlayer:
     """One ``tinysoundfont`` synth per process, reset before every pass."""
 
     def __init__(self, soundfont: Path) -> None:
-        try:
-            import tinysoundfont
-        except ImportError as error:  # its wheel declares pyaudio (playback only), hence --no-deps
-            raise ImportError("SoundFont rendering needs tinysoundfont: pip install --no-deps tinysoundfont") from error
         self.path = Path(soundfont)
-        self._synth = tinysoundfont.Synth(samplerate=SAMPLE_RATE)
-        self._sfid = self._synth.sfload(str(self.path))
+        self._synth, self._sfid = load_soundfont(self.path)
 
     def has_program(self, program: int, drums: bool = False) -> bool:
         return bool(self._synth.sfpreset_name(self._sfid, 128 if drums else 0, program))

@@ -172,10 +172,6 @@ def batches(sampler: MixtureSampler, batch: int, workers: int, seed: int) -> Ite
         yield mixture.numpy(), stems.numpy(), known.numpy()
 
 
-def resolve_training_device(name: str) -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else torch.device(name)
-
-
 def train(config: TrainConfig, log: Callable[[str], None] | None = None) -> dict:
     """Run (or resume) training as ``config`` says; returns the last validation scores per target."""
     config.run.mkdir(parents=True, exist_ok=True)
@@ -188,7 +184,9 @@ def train(config: TrainConfig, log: Callable[[str], None] | None = None) -> dict
         log_file.flush()
 
     torch.set_num_threads(config.threads)
-    device = resolve_training_device(config.device)
+    from ..separator import resolve_device
+
+    device = resolve_device(config.device)
     say(f"command: {config.command}")
     say(f"targets {config.targets}, {config.arch} {config.params}, STFT {config.n_fft}/{config.hop}, device {device}")
     torch.manual_seed(config.seed)

@@ -60,10 +60,11 @@ def run_on_dask(address_or_client, jobs: list[Job], spec: Spec, *, model_dir: os
     """Separate ``jobs`` on a Dask cluster; outcomes in plan order, as :func:`stemcut.batch.run_jobs` gives."""
     from dask.distributed import as_completed
 
-    from .weights import default_model_dir, load_model_set
+    from .weights import default_model_dir, model_specs
 
     folder = str(Path(model_dir) if model_dir is not None else default_model_dir())
-    fingerprint = fingerprint_settings(load_model_set(folder).checksums(), settings, spec, stems)
+    # The manifest's checksums (each worker checks the files against them when it loads the models).
+    fingerprint = fingerprint_settings({s.target: s.sha256 for s in model_specs(folder)}, settings, spec, stems)
     own_client = isinstance(address_or_client, str)
     client = connect(address_or_client) if own_client else address_or_client
     futures = {client.submit(separate_track, job, spec, folder, settings, fingerprint, force, pure=False): index

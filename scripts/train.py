@@ -7,11 +7,15 @@ Example (how the shipped set was made is in weights/manifest.json, see docs/mode
         --arch blstm --params '{"hidden": 128, "layers": 2}' --steps 40000 --minutes 170 \\
         --run ../runs/main --resume --export ../runs/main/weights
 
-Data: real sets under --data-root (MUSDB18 previews, CC0 album, MedleyDB, MIR-1K, solo clips)
+Data: real sets under --data-root (MUSDB18 previews, CC0 album, MedleyDB, MIR-1K, solo clips),
+the corpus of scripts/prepare_data.py under --corpus (Frets on Fire stems, game music, renders)
 and synthetic songs under --synthetic, mixed by --mix pool weights; every track named in
---split is held out of training and is the validation set. The budget is --steps over all
+--split is held out of training and is the validation set (and so is every render singing a
+phrase of one). The batches are cut on the training device from a bank of --bank-windows stem
+windows that --workers threads refill (--refill windows per step); --bundle trains on a bank
+written by scripts/bundle_bank.py instead (a machine without the corpus). The budget is --steps over all
 resumes; --minutes stops this invocation (checkpointed) so a long run can span sessions.
-Checkpoints go to <run>/checkpoint.pt every --checkpoint-minutes. Logs: stdout and <run>/train.log.
+Checkpoints go to <run>/checkpoint/ (files of at most 16 MiB) every --checkpoint-minutes. Logs: stdout and <run>/train.log.
 The work is done by stemcut.training.trainer.
 """
 
@@ -25,6 +29,7 @@ import sys
 from pathlib import Path
 
 from stemcut.targets import TARGETS
+from stemcut.training.corpus import OUT_ENV as CORPUS_ENV
 from stemcut.training.pools import DEFAULT_MIX, POOL_NAMES, parse_mix
 from stemcut.training.split import DATA_ROOT_ENV, DEFAULT_SPLIT, default_data_root
 from stemcut.training.trainer import TrainConfig, train
@@ -43,6 +48,10 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     parser.add_argument("--synthetic", type=Path, default=Path(os.environ["STEMCUT_SYNTHETIC"])
                         if os.environ.get("STEMCUT_SYNTHETIC") else None,
                         help="folder of synthetic stem folders (scripts/make_synthetic.py) [default: $STEMCUT_SYNTHETIC]")
+    parser.add_argument("--corpus", type=Path, default=Path(os.environ[CORPUS_ENV]) if os.environ.get(CORPUS_ENV)
+                        else None, help=f"the corpus scripts/prepare_data.py built [default: ${CORPUS_ENV}]")
+    parser.add_argument("--bundle", type=Path, default=None,
+                        help="train on this bank bundle (scripts/bundle_bank.py) instead of the pools")
     parser.add_argument("--mix", default=DEFAULT_MIX, help=f"pool=weight,... (pools: {', '.join(POOL_NAMES)})")
     parser.add_argument("--split", type=Path, default=DEFAULT_SPLIT, help="held-out validation split (JSON)")
     parser.add_argument("--segment", type=float, default=defaults.segment, help="training excerpt length, seconds")
@@ -69,25 +78,31 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--workers", type=int, default=defaults.workers,
-                        help="DataLoader processes drawing batches (0: in-process)")
+                        help="threads refilling the bank from the pools (0: refill between steps)")
+    parser.add_argument("--bank-windows", type=int, default=defaults.bank_windows,
+                        help="stem windows the bank holds on the training device")
+    parser.add_argument("--refill", type=float, default=defaults.refill,
+                        help="windows replaced per step (0: the bank stays as first filled)")
     args = parser.parse_args(argv)
     try:
         parse_mix(args.mix)
     except ValueError as error:
         parser.error(f"--mix: {error}")
-    if args.data_root is None and args.synthetic is None:
-        parser.error(f"no training data: give --data-root (or set ${DATA_ROOT_ENV}) and/or --synthetic")
+    if args.data_root is None and args.synthetic is None and args.corpus is None and args.bundle is None:
+        parser.error(f"no training data: give --data-root (or set ${DATA_ROOT_ENV}), --corpus, --synthetic "
+                     f"or --bundle")
     command = " ".join(shlex.quote(a) for a in ["python", "scripts/train.py", *(argv if argv is not None else sys.argv[1:])])
     try:
         return TrainConfig(
             targets=[t.strip() for t in args.targets.split(",") if t.strip()], arch=args.arch,
             params=json.loads(args.params), n_fft=args.n_fft, hop=args.hop, data_root=args.data_root,
-            synthetic=args.synthetic, mix=args.mix, split=args.split, segment=args.segment, batch=args.batch,
+            synthetic=args.synthetic, corpus=args.corpus, bundle=args.bundle, mix=args.mix, split=args.split, segment=args.segment, batch=args.batch,
             lr=args.lr, steps=args.steps, decay_from=args.decay_from, minutes=args.minutes,
             session_steps=args.session_steps, run=args.run,
             resume=args.resume, init=args.init, export=args.export, val_minutes=args.val_minutes, val_seconds=args.val_seconds,
             checkpoint_minutes=args.checkpoint_minutes, device=args.device, threads=args.threads,
-            amp=not args.no_amp, seed=args.seed, workers=args.workers, command=command)
+            amp=not args.no_amp, seed=args.seed, workers=args.workers, bank_windows=args.bank_windows,
+            refill=args.refill, command=command)
     except ValueError as error:
         parser.error(str(error))
 

@@ -41,8 +41,16 @@ def test_train_resume_export(tmp_path):
         _song(tmp_path / "synth" / f"synth{i}", 10 + i)
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"description": "test", "musdb18-preview/train": ["song2"]}))
+    corpus = tmp_path / "corpus"  # as scripts/prepare_data.py writes it: one render sings the held-out song2
+    for i, clip in enumerate(["cc0-album/x/vocals.ogg", "musdb18-preview/train/song2/vocals.wav"]):
+        _song(corpus / "renders" / "set" / f"render{i}", 20 + i)
+        meta = {"seconds": 3.0, "parts": {"vocals": {"clips": [{"file": clip}]}}}
+        (corpus / "renders" / "set" / f"render{i}" / "meta.json").write_text(json.dumps(meta))
+    (corpus / "corpus.json").write_text(json.dumps({"pools": {"renders-set": {
+        "name": "renders-set", "kind": "stems", "path": "renders/set", "licence": "MIT (test)"}}}))
     common = ["--targets", "vocals,guitar,other", "--arch", "tcn", "--params", '{"hidden": 16, "blocks": 2}',
-              "--data-root", str(data), "--synthetic", str(tmp_path / "synth"), "--mix", "musdb=0.5,synthetic=0.5",
+              "--data-root", str(data), "--synthetic", str(tmp_path / "synth"), "--corpus", str(corpus),
+              "--mix", "musdb=0.4,synthetic=0.3,renders=0.3", "--bank-windows", "16",
               "--split", str(split), "--segment", "1", "--batch", "2", "--steps", "3", "--workers", "0",
               "--threads", "1", "--run", str(tmp_path / "run")]
     assert train.main(common + ["--session-steps", "2"]) == 0
@@ -51,6 +59,9 @@ def test_train_resume_export(tmp_path):
     assert train.main(common + ["--resume", "--export", str(tmp_path / "w")]) == 0
     log = (tmp_path / "run" / "train.log").read_text()
     assert "resumed from" in log and "musdb18-preview/train: 2 training tracks, 1 held out" in log
+    assert "renders: 1 songs left out (they sing held-out vocals)" in log and "pool renders: 1 tracks" in log
+    parts = sorted((tmp_path / "run" / "checkpoint").glob("part-*.bin"))
+    assert parts and all(p.stat().st_size <= 16 * 2**20 for p in parts)
     assert "done: 3 of 3 steps" in log
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history[-1]["step"] == 3 and history[-1]["vocals_tracks"] == 1
@@ -62,6 +73,10 @@ def test_train_resume_export(tmp_path):
     assert entry["training"]["steps"] == 3 and "non-commercial" in entry["training"]["licence_note"]
     assert entry["quality"]["validation_tracks"] == 0  # the held-out song has no guitar stem
     assert entry["quality"]["validation_global_sdr_db"] is None
+    assert entry["training"]["data_hours"] == {"musdb": pytest.approx(6 / 3600, abs=1e-3),
+                                               "synthetic": pytest.approx(6 / 3600, abs=1e-3),
+                                               "renders": pytest.approx(3 / 3600, abs=1e-3)}
+    assert entry["training"]["data"]["renders"] == "MIT (test)"
 
     # A new run can start from an exported set (same family and parameters).
     assert train.main(common[:-1] + [str(tmp_path / "run2"), "--init", str(tmp_path / "w"), "--steps", "1"]) == 0
@@ -128,3 +143,24 @@ def test_record_quality_writes_held_out_scores_into_the_manifest(tmp_path):
     assert held["global_sdr_db"] == 4.12 and held["museval_sdr_db"] == 4.5 and held["oracle_global_sdr_db"] == 9.0
     assert specs["vocals"].quality["sdr"] == 4.5 and specs["other"].quality["sdr"] == 2.0
     assert all(sha256_of(spec.path) == spec.sha256 for spec in specs.values())  # weights untouched
+
+
+def test_checkpoints_are_parts_of_bounded_size_that_load_back_and_catch_damage(tmp_path):
+    import torch
+
+    from stemcut.training import checkpoint
+
+    state = {"weights": torch.arange(100_000, dtype=torch.float32), "step": 7}
+    parts = checkpoint.save(state, tmp_path, part_bytes=100_000)
+    assert len(parts) >= 4 and all(p.stat().st_size <= 100_000 for p in parts)
+    assert checkpoint.exists(tmp_path) and not (tmp_path / "checkpoint.partial").exists()
+    loaded = checkpoint.load(tmp_path)
+    assert loaded["step"] == 7 and torch.equal(loaded["weights"], state["weights"])
+    checkpoint.save({"step": 8}, tmp_path, part_bytes=100_000)  # replaces the old one whole
+    assert checkpoint.load(tmp_path)["step"] == 8 and len(list((tmp_path / "checkpoint").glob("part-*"))) == 1
+    part = tmp_path / "checkpoint" / "part-000.bin"
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    part.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="damaged checkpoint part"):
+        checkpoint.load(tmp_path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import time
 from pathlib import Path
 
 import av
@@ -18,7 +19,9 @@ import soundfile as sf
 import torch
 
 from stemcut.training import augment
-from stemcut.training.dataset import (AugmentConfig, MixtureSampler, SourcePool, StemMixDataset)
+from stemcut.training.augment import AugmentConfig
+from stemcut.training.bank import BankConfig, TrainingBank
+from stemcut.training.pools import SourcePool
 from stemcut.training.effects import apply_chain, apply_filters, biquad, random_chain
 from stemcut.training.sources import (read_musdb_mp4_dir, read_solo_clips, read_stem_folder, read_stem_folders,
                                       read_vocals_accompaniment)
@@ -210,31 +213,43 @@ def test_lowpass_filter_attenuates_above_cutoff() -> None:
     assert spectrum[200] == pytest.approx(SAMPLE_RATE / 2, rel=0.02)
 
 
-def test_augmentations_keep_shapes_and_sums() -> None:
-    rng = np.random.default_rng(0)
-    stems = rng.standard_normal((5, 2, 4000)).astype(np.float32)
-    for transform in (augment.random_band_limit, augment.random_tone):
-        out = transform(stems, rng)
-        assert out.shape == stems.shape and out.dtype == np.float32
-    swapped = augment.maybe_swap_channels(stems, rng, probability=1.0)
-    np.testing.assert_array_equal(swapped[:, 0], stems[:, 1])
-    short = augment.random_excerpt(stems, 6000, rng)
-    assert short.shape == (5, 2, 6000) and np.abs(short).sum() == pytest.approx(np.abs(stems).sum(), rel=1e-5)
-    assert augment.random_excerpt(stems, 1000, rng).shape == (5, 2, 1000)
+def test_augmentations_keep_shapes_sums_and_linearity() -> None:
+    generator = torch.Generator().manual_seed(0)
+    stems = torch.randn(3, 5, 2, 4000)
+    gained = augment.gains_and_swaps(stems, generator, AugmentConfig(channel_swap=1.0, gain_db=(0.0, 0.0)))
+    torch.testing.assert_close(gained, stems.flip(2))
     loud = stems * 10
-    rescaled, gain = augment.rescale_to_avoid_clipping(loud)
-    assert gain < 1 and np.abs(augment.mix(rescaled)).max() <= 0.99 + 1e-6
-    np.testing.assert_allclose(rescaled, loud * np.float32(gain), rtol=1e-6)
+    rescaled = augment.rescale_to_avoid_clipping(loud)
+    assert augment.mix(rescaled).abs().max() <= 0.99 + 1e-6 and rescaled.abs().max() <= 0.99 + 1e-6
+    ratio = rescaled / loud  # one gain per example
+    assert torch.allclose(ratio, ratio[:, :1, :1, :1].expand_as(ratio), rtol=1e-4)
 
 
-def test_band_limit_filter_commutes_with_mixing() -> None:
-    stems = np.random.default_rng(3).standard_normal((5, 2, 3000)).astype(np.float32)
-    filtered = augment.random_band_limit(stems, np.random.default_rng(9))
-    mixture_filtered = augment.random_band_limit(augment.mix(stems)[None], np.random.default_rng(9))[0]
-    np.testing.assert_allclose(augment.mix(filtered), mixture_filtered, atol=1e-4)
+def test_equaliser_commutes_with_mixing_and_cuts_highs() -> None:
+    config = AugmentConfig(band_limit=1.0, band_limit_hz=(2000.0, 2000.0), tone=1.0)
+    stems = torch.randn(2, 5, 2, 8000)
+    filtered = augment.equalise(stems, torch.Generator().manual_seed(9), config, SAMPLE_RATE)
+    mixture = augment.equalise(stems.sum(1, keepdim=True), torch.Generator().manual_seed(9), config, SAMPLE_RATE)
+    torch.testing.assert_close(filtered.sum(1), mixture[:, 0], atol=1e-4, rtol=1e-4)
+    spectrum = torch.fft.rfft(filtered, dim=-1).abs().mean(dim=(0, 1, 2))
+    hz = torch.fft.rfftfreq(8000, 1 / SAMPLE_RATE)
+    assert spectrum[hz > 8000].mean() < 0.02 * spectrum[hz < 1000].mean()  # 4th order: -48 dB two octaves up
 
 
-# ------------------------------------------------------------------ sampler
+def test_excerpts_read_windows_at_their_offset_and_speed() -> None:
+    ramp = torch.arange(100, dtype=torch.float32).expand(3, 5, 2, 100).clone()
+    ramp[1] += 1000
+    index = torch.tensor([[1, 0, 2, 1, 0]])
+    start = torch.tensor([[10, 0, 5, 20, 3]])
+    speed = torch.tensor([[1.0, 1.0, 0.5, 1.5, 1.0]])
+    out = augment.gather_excerpts(ramp.half(), index, start, speed, 8)
+    steps = torch.arange(8, dtype=torch.float32)
+    expected = torch.stack([1010 + steps, steps, 5 + 0.5 * steps, 1020 + 1.5 * steps, 3 + steps])
+    torch.testing.assert_close(out[0, :, 0], expected)
+    torch.testing.assert_close(out[0, :, 1], expected)
+
+
+# ------------------------------------------------------------------ bank
 
 @pytest.fixture()
 def pools(tmp_path: Path) -> list[SourcePool]:
@@ -250,32 +265,103 @@ def pools(tmp_path: Path) -> list[SourcePool]:
             SourcePool("solo", read_solo_clips(tmp_path / "solo"), 1.0, backing="five")]
 
 
-def test_sampler_batches_have_shapes_sums_and_masks(pools: list[SourcePool]) -> None:
-    sampler = MixtureSampler(pools, segment_seconds=0.4, seed=1, augment_config=AugmentConfig(band_limit=0.5))
-    batch = sampler.sample_batch(24)
+def frozen_bank(pools: list[SourcePool], seed: int = 1, segment: float = 0.2, **augment_options) -> TrainingBank:
+    bank = TrainingBank(pools, segment, "cpu", BankConfig(windows=24, refill_per_batch=0), AugmentConfig(**augment_options),
+                        seed=seed, log=lambda _: None)
+    bank.fill()
+    return bank
+
+
+def test_bank_batches_have_shapes_sums_and_masks(pools: list[SourcePool]) -> None:
+    bank = frozen_bank(pools, segment=0.4, band_limit=0.5)
+    batch = bank.sample(24)
     length = int(0.4 * SAMPLE_RATE)
     assert batch.mixture.shape == (24, 2, length) and batch.stems.shape == (24, 5, 2, length)
-    assert batch.known.shape == (24, 5) and batch.known.dtype == bool
-    np.testing.assert_array_equal(batch.mixture, batch.stems.sum(axis=1, dtype=np.float32))
-    assert np.abs(batch.mixture).max() <= 0.99 + 1e-6
+    assert batch.known.shape == (24, 5) and batch.known.dtype == torch.bool
+    torch.testing.assert_close(batch.mixture, batch.stems.sum(1))
+    assert batch.mixture.abs().max() <= 0.99 + 1e-6
     expected = {"musdb": [True, True, True, False, True], "five": [True] * 5, "solo": [True] * 5,
                 "mir": [True, False, False, False, True]}
-    for source, known in zip(batch.sources, batch.known):
+    for source, known in zip(batch.pools, batch.known):
         assert known.tolist() == expected[source]
-    assert set(batch.sources) == set(expected)
-    for source, stems, known in zip(batch.sources, batch.stems, batch.known):
-        assert not np.any(stems[~known])  # unknown slots are silence
+    assert set(batch.pools) == set(expected)
+    for stems, known in zip(batch.stems, batch.known):
+        assert not stems[~known].any()  # unknown slots are silence (their content is inside other)
+    guitar = TARGETS.index("guitar")
+    solo = [stems for source, stems in zip(batch.pools, batch.stems) if source == "solo"]
+    assert all(stems[guitar].abs().max() > 0 for stems in solo)  # the clip over the backing song
 
 
-def test_sampler_is_reproducible_by_seed(pools: list[SourcePool]) -> None:
-    a = MixtureSampler(pools, segment_seconds=0.2, seed=4).sample_batch(4)
-    b = MixtureSampler(pools, segment_seconds=0.2, seed=4).sample_batch(4)
-    np.testing.assert_array_equal(a.stems, b.stems)
+def test_bank_is_reproducible_by_seed(pools: list[SourcePool]) -> None:
+    a = frozen_bank(pools, seed=4).sample(4)
+    b = frozen_bank(pools, seed=4).sample(4)
+    torch.testing.assert_close(a.stems, b.stems)
+    assert not torch.equal(a.stems, frozen_bank(pools, seed=5).sample(4).stems)
 
 
-def test_torch_dataset_batches_through_dataloader(pools: list[SourcePool]) -> None:
-    dataset = StemMixDataset(MixtureSampler(pools, segment_seconds=0.2, seed=0))
-    mixture, stems, known = next(iter(torch.utils.data.DataLoader(dataset, batch_size=3)))
-    assert mixture.shape == (3, 2, int(0.2 * SAMPLE_RATE)) and stems.shape == (3, 5, 2, int(0.2 * SAMPLE_RATE))
-    assert known.shape == (3, 5) and known.dtype == torch.bool
-    torch.testing.assert_close(mixture, stems.sum(dim=1))
+def test_bank_refill_threads_replace_windows_as_batches_are_drawn(pools: list[SourcePool]) -> None:
+    bank = TrainingBank(pools, 0.2, "cpu", BankConfig(windows=16, loads=2, refill_per_batch=2, threads=1),
+                        seed=0, log=lambda _: None)
+    bank.fill()
+    filled = bank.windows_loaded
+    with bank:
+        bank.start()
+        for _ in range(10):
+            bank.sample(2)
+        deadline = time.monotonic() + 20
+        while bank.windows_loaded < filled + 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert bank.windows_loaded >= filled + 10
+    assert not any(thread.is_alive() for thread in bank._threads)
+
+
+def test_bank_without_threads_refills_between_batches(pools: list[SourcePool]) -> None:
+    bank = TrainingBank(pools, 0.2, "cpu", BankConfig(windows=16, loads=2, refill_per_batch=1, threads=0),
+                        seed=0, log=lambda _: None)
+    bank.fill()
+    filled = bank.windows_loaded
+    bank.start()
+    for _ in range(6):
+        bank.sample(2)
+    assert bank.windows_loaded == filled + 6
+
+
+def test_an_unreadable_track_is_left_out_with_a_line(tmp_path: Path, pools: list[SourcePool]) -> None:
+    write_folder(tmp_path / "broken" / "b1", ["vocals", "other"])
+    write_folder(tmp_path / "broken" / "b2", ["vocals", "other"])
+    broken = read_stem_folders(tmp_path / "broken")
+    (tmp_path / "broken" / "b1" / "vocals.wav").write_bytes(b"not audio at all")
+    lines: list[str] = []
+    bank = TrainingBank([*pools, SourcePool("broken", broken, 1.0)], 0.2, "cpu",
+                        BankConfig(windows=40, loads=1, refill_per_batch=0), seed=0, log=lines.append)
+    bank.fill()  # a fixed seed: b1 is drawn (and left out) while the pool's slots fill from b2
+    assert len(lines) == 1 and "broken/b1" in lines[0] and "left out" in lines[0]
+    assert bank.sample(8).stems.isfinite().all()
+    only_broken = TrainingBank([SourcePool("broken", broken[:1], 1.0)], 0.2, "cpu",
+                               BankConfig(windows=4, refill_per_batch=0), log=lambda _: None)
+    with pytest.raises(RuntimeError, match="no track could be read"):
+        only_broken.fill()
+
+
+def test_bank_bundle_round_trip_keeps_windows_and_pools(tmp_path: Path, pools: list[SourcePool]) -> None:
+    bank = frozen_bank(pools, segment=0.3)
+    size = bank.save_bundle(tmp_path / "bank.zip", quality=0.6)
+    assert size == (tmp_path / "bank.zip").stat().st_size and not list(tmp_path.glob("*.partial"))
+    loaded = TrainingBank.from_bundle(tmp_path / "bank.zip", log=lambda _: None)
+    assert loaded.slots == bank.slots and loaded.window == bank.window and loaded.length == bank.length
+    assert torch.equal(loaded.known, bank.known) and torch.equal(loaded.solo, bank.solo)
+    assert [(p.name, p.first, p.count, p.backing) for p in loaded.pools] == \
+        [(p.name, p.first, p.count, p.backing) for p in bank.pools]
+    error = (loaded.audio.float() - bank.audio.float()).pow(2).sum()
+    assert 10 * torch.log10(bank.audio.float().pow(2).sum() / error) > 15  # lossy, but the same music
+    batch = loaded.sample(6)
+    torch.testing.assert_close(batch.mixture, batch.stems.sum(1))
+
+
+def test_windowed_reads_equal_a_window_of_the_whole_track(tmp_path: Path) -> None:
+    write_folder(tmp_path / "song", ["vocals", "drums", "other"], ".flac")
+    track = read_stem_folders(tmp_path)[0]
+    assert track.read_window is not None and track.frames == SAMPLE_RATE // 2
+    np.testing.assert_array_equal(track.read_window(1000, 5000), track.load()[..., 1000:6000])
+    window = track.excerpts(3, SAMPLE_RATE, np.random.default_rng(0))  # longer than the track: in silence
+    assert all(w.shape == (5, 2, SAMPLE_RATE) for w in window)

@@ -25,6 +25,7 @@ from stemcut.training.audio_io import read_audio_file
 from stemcut.training.corpus_licences import is_commercial_ok
 from stemcut.training.effects import apply_chain, pan
 from stemcut.training.targets import SAMPLE_RATE
+from stemcut.training.split import is_held_out_file, load_split
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 SET_LICENCES = {
@@ -52,8 +53,11 @@ def _audio_files(folder: Path, stem: str | None = None) -> list[Path]:
     return [p for p in files if p.stem == stem] if stem else files
 
 
-def find_vocal_clips(data_root: Path, commercial_only: bool = False) -> list[VocalClip]:
-    """Every real vocal recording under ``data_root`` (see the module doc), optionally only commercial-clean ones."""
+def find_vocal_clips(data_root: Path, commercial_only: bool = False,
+                     split: dict[str, list[str]] | None = None) -> list[VocalClip]:
+    """Every real vocal recording under ``data_root`` (see the module doc) but the held-out tracks of
+    ``split`` (default: the validation split), optionally only commercial-clean ones."""
+    split = load_split() if split is None else split
     root = Path(data_root)
     clips: list[VocalClip] = []
     licences: dict[str, str] = {}
@@ -68,6 +72,7 @@ def find_vocal_clips(data_root: Path, commercial_only: bool = False) -> list[Voc
     for name, stem in (("mir1k", "vocals"), ("cc0-album", "vocals"), ("musdb18-preview", "vocals")):
         folder = root / name / "train" if (root / name / "train").is_dir() else root / name
         clips += [VocalClip(p, name, SET_LICENCES[name], p.relative_to(root).as_posix()) for p in _audio_files(folder, stem)]
+    clips = [c for c in clips if not is_held_out_file(split, c.name)]
     if commercial_only:
         clips = [c for c in clips if is_commercial_ok(c.licence)]
     return clips

@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
+import soundfile as sf
 
 from stemcut.audio import SOUNDFILE_EXTENSIONS
 from stemcut.stemfolder import inside_other, read_meta, stem_files
 from stemcut.targets import fold_into_other
 from stemcut.training.audio_io import LoadedAudio, read_audio_file, read_stem_mp4_streams, to_training_format
 from stemcut.training.targets import SAMPLE_RATE, TARGETS, target_index
+# Formats soundfile seeks in exactly, so a window is read without decoding the whole file.
+WINDOWED_EXTENSIONS = {".wav", ".flac", ".aiff", ".aif"}
 # NI Stems order used by MUSDB18: 0 mixture, 1 drums, 2 bass, 3 other, 4 vocals.
 MUSDB_STREAM_TARGETS = {1: "drums", 2: "bass", 3: "other", 4: "vocals"}
 
@@ -51,6 +54,8 @@ class StemTrack:
     band_limited_hz: float | None = None
     licence: str = "unknown"
     solo_target: str | None = None
+    frames: int = 0
+    read_window: Callable[[int, int], np.ndarray] | None = field(default=None, repr=False)
     _cache: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -74,6 +79,28 @@ class StemTrack:
         if cache:
             self._cache = stems
         return stems
+
+    def excerpts(self, count: int, length: int, rng: np.random.Generator, cache: bool = False) -> list[np.ndarray]:
+        """``count`` random ``[5, 2, length]`` windows; a track shorter than ``length`` sits at a random
+        offset inside silence. Reads only the windows when the track can (``read_window``)."""
+        if self.read_window is not None and self._cache is None and self.frames > length:
+            return [self.read_window(int(rng.integers(0, self.frames - length + 1)), length) for _ in range(count)]
+        stems = self.load(cache=cache)
+        return [place_window(stems, length, rng) for _ in range(count)]
+
+
+def place_window(stems: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``length``-sample window of ``stems`` (``[..., T]``); shorter audio is placed at a random
+    offset inside silence."""
+    total = stems.shape[-1]
+    out = np.zeros(stems.shape[:-1] + (length,), np.float32)
+    if total >= length:
+        start = int(rng.integers(0, total - length + 1))
+        out[...] = stems[..., start: start + length]
+    elif total > 0:
+        start = int(rng.integers(0, length - total + 1))
+        out[..., start: start + total] = stems
+    return out
 
 
 def _stack(stems: dict[str, LoadedAudio]) -> tuple[np.ndarray, bool, int]:
@@ -139,7 +166,23 @@ def read_stem_folder(folder: str | Path, licence: str | None = None, layout: str
         # A target that is not known has its content moved into "other".
         return fold_into_other(stems, TARGETS, np.array(known)), was_mono, lowest_rate
 
-    return StemTrack(folder.name, layout, known, load, band_limited_hz=band_limited, licence=licence)
+    track = StemTrack(folder.name, layout, known, load, band_limited_hz=band_limited, licence=licence)
+    infos = [sf.info(str(p)) for p in files.values()] if all(
+        p.suffix.lower() in WINDOWED_EXTENSIONS for p in files.values()) else []
+    if infos and all(i.samplerate == SAMPLE_RATE for i in infos):
+        track.frames = max(i.frames for i in infos)
+
+        def read_window(start: int, length: int) -> np.ndarray:
+            out = np.zeros((len(TARGETS), 2, length), np.float32)
+            for target, path in files.items():
+                data, _ = sf.read(str(path), start=start, frames=length, dtype="float32", always_2d=True)
+                audio = to_training_format(data.T, SAMPLE_RATE)
+                out[target_index(target), :, : audio.samples.shape[1]] += audio.samples
+                track.was_mono = track.was_mono or audio.was_mono
+            return fold_into_other(out, TARGETS, np.array(known))
+
+        track.read_window = read_window
+    return track
 
 
 def read_stem_folders(root: str | Path, licence: str | None = None) -> list[StemTrack]:
@@ -182,9 +225,9 @@ def read_solo_clips(root: str | Path, categories: Iterable[str] = TARGETS) -> li
                 return out, audio.was_mono, audio.source_rate
 
             licence = licences.get(f"{category}/{path.name}", "see source")
-            tracks.append(
-                StemTrack(path.stem, "solo", (True,) * len(TARGETS), load, licence=licence, solo_target=category)
-            )
+            info = sf.info(str(path))
+            tracks.append(StemTrack(path.stem, "solo", (True,) * len(TARGETS), load, licence=licence,
+                                    solo_target=category, frames=round(info.frames * SAMPLE_RATE / info.samplerate)))
     return tracks
 
 

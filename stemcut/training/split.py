@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from .sources import StemTrack
@@ -37,6 +37,20 @@ def partition(tracks: Sequence[StemTrack], names: set[str]) -> tuple[list[StemTr
     train = [t for t in tracks if t.name not in names]
     held = [t for t in tracks if t.name in names]
     return train, held
+
+
+def is_held_out_file(split: dict[str, list[str]], relative_path: str) -> bool:
+    """True when a file, given by its path relative to the data root, belongs to a held-out track
+    (``cc0-album/Sodium/vocals.ogg``, ``musdb18-preview/train/<song>/vocals.wav``)."""
+    parts = PurePosixPath(relative_path).parts
+    return any(parts[i] in split.get("/".join(parts[:i]), ()) for i in range(1, len(parts)))
+
+
+def uses_held_out(meta: dict, split: dict[str, list[str]]) -> bool:
+    """True when a rendered song (its ``meta.json``) sings phrases cut from a held-out track:
+    training on it would show the validation vocals."""
+    clips = (meta.get("parts") or {}).get("vocals", {}).get("clips", []) if isinstance(meta.get("parts"), dict) else []
+    return any(is_held_out_file(split, str(clip.get("file", ""))) for clip in clips if isinstance(clip, dict))
 
 
 def validation_dirs(split: dict[str, list[str]], data_root: str | Path) -> list[Path]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,9 +28,10 @@ from ..core import MaskSeparator
 from ..models import build_model
 from ..settings import SeparationSettings
 from ..targets import TARGETS
-from .dataset import MixtureSampler, StemMixDataset
+from . import checkpoint
+from .bank import BankConfig, TrainingBank
 from .objective import magnitude_losses
-from .pools import DEFAULT_MIX, LICENCES, build_pools, parse_mix
+from .pools import DEFAULT_MIX, build_pools, parse_mix
 from .split import DEFAULT_SPLIT, load_split
 from .targets import SAMPLE_RATE
 from .validation import validate, validation_tracks
@@ -48,6 +48,8 @@ class TrainConfig:
     hop: int = 1024
     data_root: Path | None = None
     synthetic: Path | None = None
+    corpus: Path | None = None      # the folder scripts/prepare_data.py built (corpus.json)
+    bundle: Path | None = None      # train on a bank bundle instead of the pools
     mix: str = DEFAULT_MIX
     split: Path = DEFAULT_SPLIT
     segment: float = 4.0            # training excerpt, seconds
@@ -68,7 +70,9 @@ class TrainConfig:
     threads: int = 2
     amp: bool = True
     seed: int = 0
-    workers: int = 1
+    workers: int = 1                # threads refilling the bank from the pools (0: between steps)
+    bank_windows: int = 512         # windows the bank holds on the device
+    refill: float = 1.0             # windows replaced per step
     command: str = ""
 
     def __post_init__(self) -> None:
@@ -104,12 +108,11 @@ class Trainer:
     def parameters_per_target(self) -> int:
         return sum(p.numel() for p in next(iter(self.core.models.values())).parameters())
 
-    def step(self, mixture: np.ndarray, stems: np.ndarray, known: np.ndarray) -> dict[str, float]:
-        """One optimiser step on a batch; returns each target's loss."""
+    def step(self, mixture: torch.Tensor, stems: torch.Tensor, known: torch.Tensor) -> dict[str, float]:
+        """One optimiser step on a batch (tensors on the device); returns each target's loss."""
         self.core.train()
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-            losses = magnitude_losses(self.core, torch.from_numpy(mixture).to(self.device),
-                                      torch.from_numpy(stems).to(self.device), torch.from_numpy(known).to(self.device))
+            losses = magnitude_losses(self.core, mixture, stems, known)
         total = sum(losses.values())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
@@ -158,20 +161,6 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
 
 
-def batches(sampler: MixtureSampler, batch: int, workers: int, seed: int) -> Iterator[tuple[np.ndarray, ...]]:
-    """Endless (mixture, stems, known) numpy batches, drawn in ``workers`` background processes (0: here)."""
-    if workers <= 0:
-        sampler.reseed(seed)
-        while True:
-            drawn = sampler.sample_batch(batch)
-            yield drawn.mixture, drawn.stems, drawn.known
-    loader = torch.utils.data.DataLoader(StemMixDataset(sampler, seed=seed), batch_size=batch, num_workers=workers,
-                                         prefetch_factor=4, persistent_workers=True,
-                                         worker_init_fn=lambda _: torch.set_num_threads(1))
-    for mixture, stems, known in loader:
-        yield mixture.numpy(), stems.numpy(), known.numpy()
-
-
 def train(config: TrainConfig, log: Callable[[str], None] | None = None) -> dict:
     """Run (or resume) training as ``config`` says; returns the last validation scores per target."""
     config.run.mkdir(parents=True, exist_ok=True)
@@ -192,30 +181,36 @@ def train(config: TrainConfig, log: Callable[[str], None] | None = None) -> dict
     torch.manual_seed(config.seed)
     split = load_split(config.split)
     mix = parse_mix(config.mix)
-    pools = build_pools(config.data_root, config.synthetic, mix, split, say)
-    sampler = MixtureSampler(pools, segment_seconds=config.segment, seed=config.seed)
+    bank_config = BankConfig(windows=config.bank_windows, refill_per_batch=config.refill, threads=config.workers)
+    if config.bundle is not None:
+        bank = TrainingBank.from_bundle(config.bundle, device, bank_config, seed=config.seed, log=say)
+        say(f"bank: {bank.slots} windows from the bundle {config.bundle}")
+    else:
+        pools = build_pools(config.data_root, config.synthetic, mix, split, config.corpus, say)
+        bank = TrainingBank(pools, config.segment, device, bank_config, seed=config.seed, log=say)
+        started = time.perf_counter()
+        bank.fill()
+        say(f"bank: {bank.slots} windows of {bank.window / SAMPLE_RATE:.2f} s on {device} "
+            f"({bank.nbytes / 2**20:.0f} MiB), filled in {time.perf_counter() - started:.0f} s")
     held_out = validation_tracks(config.data_root, split, config.val_seconds) if config.data_root else []
     say(f"validation: {len(held_out)} held-out tracks, "
         f"{sum(t.seconds for _, t in held_out):.0f} s (middle {config.val_seconds:.0f} s of each)")
 
     trainer = Trainer(config, device)
     say(f"{trainer.parameters_per_target / 1e6:.2f}M parameters per target")
-    if config.init is not None and not (config.resume and (config.run / "checkpoint.pt").exists()):
+    if config.init is not None and not (config.resume and checkpoint.exists(config.run)):
         trainer.initialise_from(config.init)
         say(f"initialised from the model set {config.init}")
     step, minutes, history = 0, 0.0, []
-    checkpoint = config.run / "checkpoint.pt"
-    if config.resume and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
+    if config.resume and checkpoint.exists(config.run):
+        state = checkpoint.load(config.run, map_location=device)
         trainer.load_state(state["trainer"])
         step, minutes, history = state["step"], state["minutes"], state["history"]
-        say(f"resumed from {checkpoint}: step {step}, {minutes:.1f} min spent")
+        say(f"resumed from {config.run}: step {step}, {minutes:.1f} min spent")
 
     def save_checkpoint() -> None:
-        temp = checkpoint.with_suffix(".partial")
-        torch.save({"trainer": trainer.state(), "step": step, "minutes": minutes, "history": history,
-                    "config": _jsonable(asdict(config))}, temp)
-        os.replace(temp, checkpoint)
+        checkpoint.save({"trainer": trainer.state(), "step": step, "minutes": minutes, "history": history,
+                         "config": _jsonable(asdict(config))}, config.run)
 
     def run_validation() -> dict[str, float]:
         started = time.perf_counter()
@@ -229,7 +224,9 @@ def train(config: TrainConfig, log: Callable[[str], None] | None = None) -> dict
             f"[{time.perf_counter() - started:.0f} s]")
         return scores | counts
 
-    source = batches(sampler, config.batch, config.workers, config.seed + step)
+    bank.rng = np.random.default_rng([config.seed, step])  # a resumed run draws new batches
+    bank.generator.manual_seed(config.seed * 1_000_003 + step)
+    bank.start()
     session_start = time.perf_counter()
     spent_before = minutes
     last_log = last_val = last_ckpt = time.perf_counter()
@@ -244,9 +241,9 @@ def train(config: TrainConfig, log: Callable[[str], None] | None = None) -> dict
             say(f"stopping this invocation at step {step}; --resume continues")
             break
         t0 = time.perf_counter()
-        mixture, stems, known = next(source)
+        batch = bank.sample(config.batch)
         data_time += time.perf_counter() - t0
-        for target, value in trainer.step(mixture, stems, known).items():
+        for target, value in trainer.step(batch.mixture, batch.stems, batch.known).items():
             running[target].append(value)
         step += 1
         now = time.perf_counter()
@@ -263,13 +260,15 @@ def train(config: TrainConfig, log: Callable[[str], None] | None = None) -> dict
         if held_out and now - last_val >= config.val_minutes * 60:
             run_validation()
             last_val = time.perf_counter()
+    bank.close()
     minutes = spent_before + (time.perf_counter() - session_start) / 60
+    say(f"bank: {bank.windows_loaded} windows read in all this invocation")
     final = run_validation() if held_out else {}
     save_checkpoint()
     (config.run / "history.json").write_text(json.dumps(history, indent=1) + "\n")
     say(f"{'done' if step >= config.steps else 'paused'}: {step} of {config.steps} steps, {minutes:.1f} min in all")
     if config.export is not None:
-        export(trainer, config, step, minutes, pools, final)
+        export(trainer, config, step, minutes, bank.pools, final)
         say(f"exported {len(config.targets)} model(s) to {config.export}")
     log_file.close()
     return final
@@ -279,15 +278,17 @@ def export(trainer: Trainer, config: TrainConfig, step: int, minutes: float, poo
     """Write the models as a model set, with how they were trained and their validation scores."""
     from ..weights import save_model
 
-    sources = sorted({p.name for p in pools if p.weight > 0})
+    used = [p for p in pools if p.weight > 0 or any(q.backing == p.name and q.weight > 0 for q in pools)]
     training = {
         "command": config.command,
         "parameters": f"{trainer.parameters_per_target / 1e6:.2f} M",
         "steps": step,
         "minutes": round(minutes, 1),
-        "batch": f"{config.batch} x {config.segment} s stereo excerpts, remixed on the fly",
-        "data_mix": parse_mix(config.mix),
-        "data": {name: LICENCES.get(name, "") for name in sources},
+        "batch": f"{config.batch} x {config.segment} s stereo excerpts, cut from a bank of "
+                 f"{config.bank_windows} windows and remixed on the device",
+        "data_mix": {p.name: p.weight for p in pools if p.weight > 0},
+        "data": {p.name: p.licence for p in used},
+        "data_hours": {p.name: round(p.hours, 3) for p in used},
         "licence_note": "trained partly on MUSDB18, MedleyDB and MIR-1K material, which are licensed for "
                         "non-commercial research use only: these weights are for non-commercial research use",
         "validation_split": config.split.name,

@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
 
 from stemcut.targets import TARGETS
-from stemcut.training.corpus import OUT_ENV as CORPUS_ENV
-from stemcut.training.pools import DEFAULT_MIX, POOL_NAMES, parse_mix
-from stemcut.training.split import DATA_ROOT_ENV, DEFAULT_SPLIT, default_data_root
+from stemcut.training.pools import add_pool_arguments, parse_mix
+from stemcut.training.split import DATA_ROOT_ENV
 from stemcut.training.trainer import TrainConfig, train
 
 
@@ -43,17 +41,9 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     parser.add_argument("--params", default="{}", help="JSON hyper-parameters for the family")
     parser.add_argument("--n-fft", type=int, default=defaults.n_fft)
     parser.add_argument("--hop", type=int, default=defaults.hop)
-    parser.add_argument("--data-root", type=Path, default=default_data_root(),
-                        help=f"folder of the real sets [default: ${DATA_ROOT_ENV}]")
-    parser.add_argument("--synthetic", type=Path, default=Path(os.environ["STEMCUT_SYNTHETIC"])
-                        if os.environ.get("STEMCUT_SYNTHETIC") else None,
-                        help="folder of synthetic stem folders (scripts/make_synthetic.py) [default: $STEMCUT_SYNTHETIC]")
-    parser.add_argument("--corpus", type=Path, default=Path(os.environ[CORPUS_ENV]) if os.environ.get(CORPUS_ENV)
-                        else None, help=f"the corpus scripts/prepare_data.py built [default: ${CORPUS_ENV}]")
+    add_pool_arguments(parser)
     parser.add_argument("--bundle", type=Path, default=None,
                         help="train on this bank bundle (scripts/bundle_bank.py) instead of the pools")
-    parser.add_argument("--mix", default=DEFAULT_MIX, help=f"pool=weight,... (pools: {', '.join(POOL_NAMES)})")
-    parser.add_argument("--split", type=Path, default=DEFAULT_SPLIT, help="held-out validation split (JSON)")
     parser.add_argument("--segment", type=float, default=defaults.segment, help="training excerpt length, seconds")
     parser.add_argument("--batch", type=int, default=defaults.batch)
     parser.add_argument("--lr", type=float, default=defaults.lr)
@@ -65,7 +55,7 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     parser.add_argument("--session-steps", type=int, default=0,
                         help="stop this invocation after this many steps (0: run to --steps)")
     parser.add_argument("--run", type=Path, default=defaults.run, help="folder for checkpoint and log")
-    parser.add_argument("--resume", action="store_true", help="continue from <run>/checkpoint.pt")
+    parser.add_argument("--resume", action="store_true", help="continue from <run>/checkpoint/")
     parser.add_argument("--init", type=Path, default=None,
                         help="start from this model set's weights (same --arch and --params), e.g. weights")
     parser.add_argument("--export", type=Path, default=None, help="write the model set here at the end")

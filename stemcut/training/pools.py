@@ -75,6 +75,26 @@ class SourcePool:
     hours: float = 0.0
 
 
+def add_pool_arguments(parser) -> None:
+    """The options naming the training data (argparse): every command line that builds pools takes them."""
+    import os
+
+    from .corpus import OUT_ENV as CORPUS_ENV
+    from .split import DATA_ROOT_ENV, DEFAULT_SPLIT, default_data_root
+
+    def env_path(name: str) -> Path | None:
+        return Path(os.environ[name]) if os.environ.get(name) else None
+
+    parser.add_argument("--data-root", type=Path, default=default_data_root(),
+                        help=f"folder of the real sets [default: ${DATA_ROOT_ENV}]")
+    parser.add_argument("--corpus", type=Path, default=env_path(CORPUS_ENV),
+                        help=f"the corpus scripts/prepare_data.py built [default: ${CORPUS_ENV}]")
+    parser.add_argument("--synthetic", type=Path, default=env_path("STEMCUT_SYNTHETIC"),
+                        help="folder of synthetic stem folders (scripts/make_synthetic.py) [default: $STEMCUT_SYNTHETIC]")
+    parser.add_argument("--mix", default=DEFAULT_MIX, help=f"pool=weight,... (pools: {', '.join(POOL_NAMES)})")
+    parser.add_argument("--split", type=Path, default=DEFAULT_SPLIT, help="held-out validation split (JSON)")
+
+
 def parse_mix(text: str) -> dict[str, float]:
     """'musdb=0.3,cc0=0.1' -> {'musdb': 0.3, 'cc0': 0.1} (ValueError naming an unknown pool)."""
     mix = {}

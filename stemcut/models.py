@@ -3,7 +3,7 @@
 Every model maps a mixture magnitude spectrogram (batch, channels, bins, frames)
 to a mask of the same shape with values in [0, 1]; :class:`stemcut.core.MaskSeparator`
 multiplies it with the mixture magnitude to get that target's magnitude estimate.
-Two families:
+Four families:
 
 * ``blstm``: Open-Unmix style. Each frame's spectrum is squeezed by a dense
   layer, a bidirectional LSTM follows the song over time, dense layers expand
@@ -12,26 +12,36 @@ Two families:
   then a stack of dilated, depthwise-separable 1-D convolutions over time
   instead of an LSTM, then dense layers back to a mask. Every frame is computed
   in parallel, which is what a CPU is good at.
+* ``unet``: Spleeter style. The log-magnitude spectrogram below ``max_bin`` as an
+  image: strided 5x5 convolutions down, transposed ones up with skip connections,
+  a sigmoid mask; bins above ``max_bin`` take the mask of the highest one.
+* ``mmdense``: MMDenseNet (Takahashi & Mitsufuji): dense blocks of 3x3
+  convolutions in a small U-Net (MDenseNet) on each frequency band and one on the
+  whole range, their outputs joined by a last dense block into a sigmoid mask, on
+  linear magnitudes (a learned per-bin scale).
 
 ``build_model(arch, params)`` makes one from the hyper-parameters a
 manifest records (see :mod:`stemcut.weights`).
 
-Both families take ``forward(magnitude, padded_frames=N)``: the mask of the first
+``blstm`` and ``tcn`` take ``forward(magnitude, padded_frames=N)``: the mask of the first
 T frames of ``magnitude`` followed by N - T silent (all-zero) frames, computed
 without the silent frames where they cannot change it (the ``tcn`` family's
 receptive field; the ``blstm`` family's LSTM by :mod:`stemcut.recurrent`). A
 short file is separated that way as if padded to a full segment. A family that
-sets ``padded_frames_supported`` must keep that promise to float rounding.
+sets ``padded_frames_supported`` must keep that promise to float rounding. The 2-D
+families see frequency and time together (their cost grows with both) and do not
+(``padded_frames_supported`` False: the separator pads them for real).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .recurrent import lstm_before_silence
 
-__all__ = ["BLSTMMask", "TCNMask", "ARCHITECTURES", "build_model"]
+__all__ = ["BLSTMMask", "TCNMask", "UNetMask", "MMDenseMask", "ARCHITECTURES", "build_model"]
 
 
 class _FrameMaskNet(nn.Module):
@@ -145,7 +155,147 @@ class TCNMask(_FrameMaskNet):
         return mask.reshape(batch, kept, channels, bins).permute(0, 2, 3, 1)
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"blstm": BLSTMMask, "tcn": TCNMask}
+def _pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad the last two axes (bins, frames) up to multiples of ``multiple``."""
+    bins, frames = x.shape[-2:]
+    return F.pad(x, (0, -frames % multiple, 0, -bins % multiple))
+
+
+def _full_band(mask: torch.Tensor, bins: int) -> torch.Tensor:
+    """A mask over the lowest bins, extended to ``bins`` by repeating its highest bin."""
+    missing = bins - mask.shape[-2]
+    if missing <= 0:
+        return mask[..., :bins, :]
+    return torch.cat([mask, mask[..., -1:, :].expand(*mask.shape[:-2], missing, mask.shape[-1])], dim=-2)
+
+
+class UNetMask(nn.Module):
+    """Spleeter-style 2-D U-Net over (bins, frames): ``depth`` strided 5x5 conv layers of
+    ``width * 2**i`` channels (batch norm, leaky ReLU), transposed convs back with the
+    encoder's maps concatenated, a sigmoid mask over the lowest ``max_bin`` bins."""
+
+    padded_frames_supported = False
+
+    def __init__(self, n_fft: int = 4096, max_bin: int = 1024, channels: int = 2, width: int = 16, depth: int = 5):
+        super().__init__()
+        self.bins = n_fft // 2 + 1
+        self.max_bin = min(max_bin, self.bins)
+        self.multiple = 2**depth
+        self.input_mean = nn.Parameter(torch.zeros(self.max_bin, 1))
+        self.input_scale = nn.Parameter(torch.ones(self.max_bin, 1))
+        widths = [channels] + [width * 2**i for i in range(depth)]
+        self.down = nn.ModuleList(nn.Sequential(nn.Conv2d(a, b, 5, stride=2, padding=2), nn.BatchNorm2d(b),
+                                                nn.LeakyReLU(0.2)) for a, b in zip(widths[:-1], widths[1:]))
+        self.up = nn.ModuleList()
+        for i in reversed(range(depth)):
+            source = widths[i + 1] if i == depth - 1 else 2 * widths[i + 1]
+            target = widths[i] if i > 0 else width
+            self.up.append(nn.Sequential(nn.ConvTranspose2d(source, target, 5, stride=2, padding=2, output_padding=1),
+                                         nn.BatchNorm2d(target), nn.ReLU()))
+        self.head = nn.Conv2d(width, channels, 1)
+
+    def forward(self, magnitude: torch.Tensor, padded_frames: int | None = None) -> torch.Tensor:
+        frames = magnitude.shape[-1]
+        x = (torch.log1p(magnitude[..., : self.max_bin, :]) + self.input_mean) * self.input_scale
+        x = _pad_to(x, self.multiple)
+        skips = []
+        for layer in self.down:
+            x = layer(x)
+            skips.append(x)
+        skips.pop()
+        for layer in self.up:
+            x = layer(x)
+            if skips:
+                x = torch.cat([x, skips.pop()], dim=1)
+        mask = torch.sigmoid(self.head(x))[..., : self.max_bin, :frames]
+        return _full_band(mask, self.bins)
+
+
+class _DenseBlock(nn.Module):
+    """``layers`` times: batch norm, ReLU, 3x3 conv of ``growth`` channels, concatenated to the input."""
+
+    def __init__(self, channels: int, growth: int, layers: int):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Sequential(nn.BatchNorm2d(channels + i * growth), nn.ReLU(),
+                                                  nn.Conv2d(channels + i * growth, growth, 3, padding=1, bias=False))
+                                    for i in range(layers))
+        self.out_channels = channels + layers * growth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = torch.cat([x, layer(x)], dim=1)
+        return x
+
+
+class _MDenseNet(nn.Module):
+    """A small U-Net of dense blocks: down by 2x2 average pooling ``depth`` times (a 1x1
+    transition after each block keeps the width), up by transposed convs with skips."""
+
+    def __init__(self, channels: int, growth: int, layers: int, depth: int):
+        super().__init__()
+        self.stem = nn.Conv2d(channels, 2 * growth, 3, padding=1, bias=False)
+        width = 2 * growth
+        self.down_blocks, self.transitions, skip_widths = nn.ModuleList(), nn.ModuleList(), []
+        for _ in range(depth):
+            block = _DenseBlock(width, growth, layers)
+            self.down_blocks.append(block)
+            skip_widths.append(block.out_channels)
+            self.transitions.append(nn.Conv2d(block.out_channels, width, 1, bias=False))
+        self.bottom = _DenseBlock(width, growth, layers)
+        width = self.bottom.out_channels
+        self.ups, self.up_blocks = nn.ModuleList(), nn.ModuleList()
+        for skip in reversed(skip_widths):
+            self.ups.append(nn.ConvTranspose2d(width, 2 * growth, 2, stride=2))
+            block = _DenseBlock(2 * growth + skip, growth, layers)
+            self.up_blocks.append(block)
+            width = block.out_channels
+        self.out_channels = width
+        self.multiple = 2**depth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bins, frames = x.shape[-2:]
+        x = self.stem(_pad_to(x, self.multiple))
+        skips = []
+        for block, transition in zip(self.down_blocks, self.transitions):
+            x = block(x)
+            skips.append(x)
+            x = F.avg_pool2d(transition(x), 2)
+        x = self.bottom(x)
+        for up, block in zip(self.ups, self.up_blocks):
+            x = block(torch.cat([up(x), skips.pop()], dim=1))
+        return x[..., :bins, :frames]
+
+
+class MMDenseMask(nn.Module):
+    """MMDenseNet: an MDenseNet per frequency band (split at ``bands``) and one over the whole
+    range below ``max_bin``, joined by a dense block and a 1x1 conv into a sigmoid mask; the
+    input is the linear magnitude times a learned per-bin scale."""
+
+    padded_frames_supported = False
+
+    def __init__(self, n_fft: int = 4096, max_bin: int = 1487, channels: int = 2, growth: int = 8,
+                 layers: int = 3, depth: int = 2, bands: tuple[int, ...] = (256, 768)):
+        super().__init__()
+        self.bins = n_fft // 2 + 1
+        self.max_bin = min(max_bin, self.bins)
+        self.edges = [0, *[b for b in bands if b < self.max_bin], self.max_bin]
+        self.input_scale = nn.Parameter(torch.ones(self.max_bin, 1))
+        self.band_nets = nn.ModuleList(_MDenseNet(channels, growth, layers, depth) for _ in self.edges[:-1])
+        self.full_net = _MDenseNet(channels, growth, layers, depth)
+        joined = self.band_nets[0].out_channels + self.full_net.out_channels
+        self.join = _DenseBlock(joined, growth, layers)
+        self.head = nn.Conv2d(self.join.out_channels, channels, 1)
+
+    def forward(self, magnitude: torch.Tensor, padded_frames: int | None = None) -> torch.Tensor:
+        x = magnitude[..., : self.max_bin, :] * self.input_scale
+        bands = torch.cat([net(x[..., low:high, :]) for net, low, high in
+                           zip(self.band_nets, self.edges[:-1], self.edges[1:])], dim=-2)
+        mask = torch.sigmoid(self.head(self.join(torch.cat([bands, self.full_net(x)], dim=1))))
+        return _full_band(mask, self.bins)
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"blstm": BLSTMMask, "tcn": TCNMask, "unet": UNetMask,
+                                             "mmdense": MMDenseMask}
 
 
 def build_model(arch: str, params: dict) -> nn.Module:

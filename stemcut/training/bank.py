@@ -249,28 +249,27 @@ class TrainingBank:
         for b, which in enumerate(chosen):
             pool = self.pools[self._drawn[which]]
             names.append(pool.name)
-            pick = lambda p, size=None: p.first + rng.integers(p.count, size=size)  # noqa: E731
             per_stem = pool.backing is None and rng.random() < pool.dynamic_mix
             if per_stem:
-                index[b] = pick(pool, count)
+                index[b] = self._slots(pool, count)
                 speed[b] = self._speeds(count)
                 start[b] = [self._start(s) for s in speed[b]]
                 continue
             speed[b] = self._speeds(1)[0]
             start[b] = self._start(speed[b, 0])
             if pool.backing is None:
-                index[b] = pick(pool)
+                index[b] = self._slots(pool)
             else:
-                clip = int(pick(pool))
-                index[b] = pick(self.pools[self._by_name[pool.backing]])
+                clip = int(self._slots(pool))
+                index[b] = self._slots(self.pools[self._by_name[pool.backing]])
                 own = int(self.solo[clip])
                 if own >= 0:  # the clip's own stem, from anywhere in its window, over the backing song
                     index[b, own], start[b, own] = clip, self._start(speed[b, own])
-        known = self.known[torch.from_numpy(index[:, OTHER_INDEX])].clone()
-        known[:, OTHER_INDEX] = True
-        with self._lock:
+        with self._lock:  # a refill thread may be rewriting a slot: read its mask and audio together
+            known = self.known[torch.from_numpy(index[:, OTHER_INDEX])].clone()
             stems = augment.gather_excerpts(self.audio, torch.from_numpy(index), torch.from_numpy(start),
                                             torch.from_numpy(speed).float(), self.length)
+        known[:, OTHER_INDEX] = True
         stems = augment.gains_and_swaps(stems, self.generator, config)
         stems = augment.equalise(stems, self.generator, config, SAMPLE_RATE)
         stems = augment.rescale_to_avoid_clipping(stems, config.clip_limit)
@@ -282,6 +281,10 @@ class TrainingBank:
                 while self._allowance >= 1:  # no refill threads: refill here, between batches
                     self._refill_once(self._refill_rng)
         return Batch(augment.mix(stems), stems, known.to(self.device), names)
+
+    def _slots(self, pool: PoolSlots, size: int | None = None):
+        """Random slot(s) of ``pool``."""
+        return pool.first + self.rng.integers(pool.count, size=size)
 
     def _speeds(self, size: int) -> np.ndarray:
         low, high = self.augment.speed

@@ -188,6 +188,14 @@ def _totals(manifest: dict) -> dict:
     }
 
 
+def _reload(out: Path, data_root: Path | None) -> dict:
+    """The manifest as it is on disk now (builds of other sources may run beside this one)."""
+    manifest = load_manifest(out)
+    if data_root is not None:
+        manifest["data_root"] = str(data_root)
+    return manifest
+
+
 def _save(out: Path, manifest: dict) -> None:
     manifest["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     manifest["totals"] = _totals(manifest)
@@ -236,17 +244,20 @@ def build_corpus(
             _promote(staging, out, pools)
         except SourceUnavailable as reason:
             log(f"{prefix}: skipped: {reason}")
+            manifest = _reload(out, data_root)
             manifest["skipped"][source.name] = str(reason)
             _save(out, manifest)
             continue
         except Exception as error:  # one broken source must not stop the others
             log(f"{prefix}: FAILED: {type(error).__name__}: {error}")
+            manifest = _reload(out, data_root)
             manifest["failed"][source.name] = f"{type(error).__name__}: {error}"
             _save(out, manifest)
             continue
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         wall = time.monotonic() - started
+        manifest = _reload(out, data_root)  # another build may have recorded its pools meanwhile
         old = manifest["sources"].get(source.name, {}).get("pools", [])
         for name in old:
             manifest["pools"].pop(name, None)
@@ -269,5 +280,6 @@ def build_corpus(
         (out / STAGING).rmdir()
     except OSError:
         pass
+    manifest = _reload(out, data_root)
     _save(out, manifest)
     return manifest

@@ -13,6 +13,7 @@ import shutil
 import struct
 import subprocess
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -239,6 +240,22 @@ def test_resume_skips_built_sources_and_rebuilds_a_removed_one(trees, tmp_path):
     assert fetcher.calls[4:] == ["fretsonfire-songs-test"]
 
 
+def test_a_build_keeps_the_pools_another_build_recorded_meanwhile(trees, tmp_path):
+    """Two prepare_data.py runs at once: each re-reads corpus.json before writing its own result."""
+    fetcher = FakeFetcher(trees)
+    fof, game = sources_for_test()[:2]
+
+    def fof_while_another_build_finishes(context):
+        pools = fof.build(context)
+        build_corpus(tmp_path, [game], None, fetcher, lambda _: None)  # finishes first, writes corpus.json
+        return pools
+
+    racing = Source("fof-pack", "stems", "test pack", fof_while_another_build_finishes)
+    manifest = build_corpus(tmp_path, [racing], None, fetcher, lambda _: None)
+    on_disk = json.loads((tmp_path / "corpus.json").read_text())
+    assert {"fof-pack", "game-music"} <= set(on_disk["sources"]) and on_disk["pools"].keys() == manifest["pools"].keys()
+
+
 def test_a_failing_source_is_recorded_and_leaves_nothing_behind(trees, tmp_path):
     def broken(context):
         context.staged("backing/broken")
@@ -391,3 +408,177 @@ def test_pool_finish_derives_licence_tags():
     pool.finish()
     assert pool.licence == "GPL-2+; MIT" and not pool.commercial_ok
     assert pool.commercial_ok_hours == 1.0 and pool.commercial_ok_tracks == 1 and pool.hours_per_target == {"other": 1.5}
+
+
+# --- the LMMS demo songs (no Debian download, no real lmms: a fake renderer writes the track files) ---
+
+from stemcut.training import corpus_lmms  # noqa: E402
+from stemcut.training.corpus_lmms import (LmmsTool, build_lmms, classify, qt_uncompress, read_project,  # noqa: E402
+                                          render_order)
+
+LMMS_DEP5 = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+
+Files: *
+Copyright: LMMS developers
+License: GPL-2+
+
+Files: data/projects/demos/Tiny-*
+Copyright: someone
+License: BSD-2-clause
+"""
+
+
+def _instrument(name: str, plugin: str, inner: str = "", notes: tuple[int, ...] = (), basenote: int = 57,
+                muted: int = 0) -> str:
+    pattern = "".join(f'<note key="{k}" pos="{i * 48}" len="48" vol="100" pan="0"/>' for i, k in enumerate(notes))
+    return (f'<track type="0" name="{name}" muted="{muted}" solo="0"><instrumenttrack basenote="{basenote}" vol="100">'
+            f'<instrument name="{plugin}">{inner}</instrument></instrumenttrack>'
+            f'<pattern pos="0" len="192">{pattern}</pattern></track>')
+
+
+def _sample(src: str, name: str | None = None, notes: tuple[int, ...] = (57,)) -> str:
+    return _instrument(name or src.rsplit("/", 1)[-1], "audiofileprocessor", f'<audiofileprocessor src="{src}"/>', notes)
+
+
+def tiny_project_xml() -> bytes:
+    """Song tracks: a kick sample, a named bass synth, a muted lead, an automation track, a guitar
+    sample, a voice-like pad; a beat/bassline track whose container holds hats and a low synth."""
+    song = "".join([
+        _sample("drums/kick01.ogg"),
+        _instrument("Dirty Bass", "tripleoscillator", notes=(57, 60)),
+        _instrument("Lead", "zynaddsubfx", notes=(70,), muted=1),
+        '<track type="5" name="Automation track" muted="0"/>',
+        _sample("instruments/steel_guitar01.ogg", "Strum"),
+        _sample("stringsnpads/chorus01.ogg", notes=(60,)),
+        '<track type="1" name="Beat/Bassline 0" muted="0"><bbtrack><trackcontainer type="bbtrackcontainer">'
+        + _instrument("hats1", "kicker", notes=(57, 57))
+        + _instrument("Default preset", "zynaddsubfx", notes=(20, 24, 27, 31))  # every note below E3: bass register
+        + _instrument("Default preset", "tripleoscillator", notes=(30, 44, 38))  # lowish, unnamed: unsure
+        + _instrument("Default", "bitinvader")  # no notes: renders silent
+        + '</trackcontainer></bbtrack></track>',
+        '<track type="1" name="Beat/Bassline 1" muted="0"><bbtrack/></track>',
+    ])
+    xml = (f'<?xml version="1.0"?><lmms-project version="1.0" type="song"><head bpm="120" mastervol="100"/>'
+           f'<song><trackcontainer type="song">{song}</trackcontainer></song></lmms-project>')
+    return xml.encode()
+
+
+def qt_compress(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + zlib.compress(data)
+
+
+def test_lmms_project_parsing_and_track_to_stem_mapping(tmp_path):
+    xml = tiny_project_xml()
+    assert qt_uncompress(qt_compress(xml)) == xml
+    with pytest.raises(ValueError):
+        qt_uncompress(struct.pack(">I", 3) + zlib.compress(b"four"))
+    (tmp_path / "Tiny-Song.mmpz").write_bytes(qt_compress(xml))
+    (tmp_path / "plain.mmp").write_bytes(xml)
+    tracks = render_order(read_project(tmp_path / "Tiny-Song.mmpz"))
+    assert [t.name for t in render_order(read_project(tmp_path / "plain.mmp"))] == [t.name for t in tracks]
+    # muted and automation tracks are not rendered; the song's tracks come first, then the beat container's
+    assert [(t.number, t.name, t.in_beat) for t in tracks] == [
+        (1, "kick01.ogg", False), (2, "Dirty Bass", False), (3, "Strum", False), (4, "chorus01.ogg", False),
+        (5, "hats1", True), (6, "Default preset", True), (7, "Default preset", True), (8, "Default", True)]
+    mapped = [classify(t) for t in tracks]
+    assert [m.stem for m in mapped] == ["drums", "bass", "guitar", "other", "drums", "bass", "other", "other"]
+    assert mapped[3].voice_like and not mapped[0].voice_like
+    assert mapped[5].evidence.startswith("plugin zynaddsubfx, register")
+    assert not mapped[6].confident and mapped[6].bass_register  # low and nothing says what it is
+    (tmp_path / "not.mmp").write_text("<something/>")
+    with pytest.raises(ValueError, match="not an LMMS project"):
+        read_project(tmp_path / "not.mmp")
+
+
+def test_lmms_names_and_samples_decide_before_the_plugin():
+    track = corpus_lmms.LmmsTrack
+    assert classify(track(1, "Kick", "instrument", "kicker")).stem == "drums"
+    assert classify(track(1, "Default Kicker Preset", "instrument", "kicker")).stem == "drums"
+    assert classify(track(1, "intro arp", "instrument", "kicker")).stem == "other"  # kicker used as a synth
+    assert classify(track(1, "Bass Slap 02", "instrument", "audiofileprocessor", ["instruments/bassslap02.ogg"])).stem == "bass"
+    assert classify(track(1, "Breathing Snare", "instrument", "audiofileprocessor",
+                          ["drumsynth/misc/breathing_snare.ds"])).stem == "drums"  # a drum kit's snare, not a voice
+    assert classify(track(1, "x", "instrument", "audiofileprocessor", ["drumsynth/misc_fx/ufo_buzz.ds"])).stem == "other"
+    assert classify(track(1, "Choir", "instrument", "zynaddsubfx", keys=[60])).voice_like is False  # a synth patch
+    unknown = classify(track(1, "Ominus 1", "instrument", "tripleoscillator", keys=[60, 64]))
+    assert unknown.stem == "other" and not unknown.confident and not unknown.bass_register
+
+
+class FakeLmms(LmmsTool):
+    """Writes what ``rendertracks`` would: ``<k>_<name>.wav`` per track, each a different tone
+    (a track without notes stays silent, as in LMMS)."""
+
+    def __init__(self):
+        super().__init__(Path("/fake/lmms"), {}, "fake", "LMMS 1.2.2 (fake)")
+        self.calls = 0
+
+    def render_tracks(self, project, out_dir, timeout=0):
+        self.calls += 1
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for track in render_order(read_project(project)):
+            t = np.arange(SAMPLE_RATE // 2) / SAMPLE_RATE
+            amp = 0.3 if track.keys else 0.0
+            data = np.stack([amp * np.sin(2 * np.pi * 110 * track.number * t)] * 2, axis=1).astype(np.float32)
+            sf.write(out_dir / f"{track.number}_{track.name}.wav", data, SAMPLE_RATE, subtype="FLOAT")
+
+
+@pytest.fixture()
+def lmms_tree(tmp_path) -> Path:
+    tree = tmp_path / "lmms-common"
+    demos = tree / "usr/share/lmms/projects/demos"
+    demos.mkdir(parents=True)
+    (demos / "Tiny-Song.mmpz").write_bytes(qt_compress(tiny_project_xml()))
+    (tree / "usr/share/lmms/projects/shorties").mkdir()
+    (tree / "usr/share/lmms/projects/shorties/Other.mmp").write_bytes(tiny_project_xml())
+    (tree / "usr/share/lmms/projects/tutorials").mkdir()
+    (tree / "usr/share/lmms/projects/tutorials/lesson.mmp").write_bytes(tiny_project_xml())  # not a song
+    (tree / "usr/share/doc/lmms-common").mkdir(parents=True)
+    (tree / "usr/share/doc/lmms-common/copyright").write_text(LMMS_DEP5)
+    return tree
+
+
+def test_lmms_songs_become_stem_folders_whose_stems_sum_to_the_mix(lmms_tree, tmp_path):
+    out = tmp_path / "corpus"
+    tool = FakeLmms()
+    source = Source("lmms-demos", "stems", "test", lambda c: build_lmms(c, tool=tool))
+    manifest = build_corpus(out, [source], None, FakeFetcher({"lmms-common": lmms_tree}), lambda line: None)
+    assert tool.calls == 2 and set(manifest["sources"]) == {"lmms-demos"}
+    song = out / "lmms/tiny_song"
+    assert sorted(p.name for p in song.iterdir()) == ["bass.flac", "drums.flac", "guitar.flac", "meta.json", "other.flac"]
+    meta = json.loads((song / "meta.json").read_text())
+    assert meta["licence"] == "BSD-2-clause; GPL-2+ (LMMS samples)" and meta["project_licence"] == "BSD-2-clause"
+    assert meta["seconds"] == 0.5 and meta["tracks_by_stem"] == {"bass": 2, "drums": 2, "guitar": 1, "other": 2}
+    # the voice-like pad keeps vocals from being claimed silent; the unsure low synth puts bass inside other
+    assert meta["known_silent"] == [] and meta["inside_other"] == ["vocals", "bass"]
+    assert [r["left_out"] for r in meta["tracks"] if "left_out" in r] == ["silent"]
+    stems = {p.stem: sf.read(p)[0] for p in song.glob("*.flac")}
+    t = np.arange(SAMPLE_RATE // 2) / SAMPLE_RATE
+    kick_and_hats = 0.3 * (np.sin(2 * np.pi * 110 * t) + np.sin(2 * np.pi * 550 * t))
+    assert np.allclose(stems["drums"][:, 0], kick_and_hats * meta["gain"], atol=2e-4)
+    assert meta["gain"] < 1.0 and max(np.abs(sum(stems.values())).max(), *(np.abs(s).max() for s in stems.values())) <= 0.99
+    pool = manifest["pools"]["lmms-demos"]
+    assert pool["kind"] == "stems" and pool["tracks"] == 2 and pool["in_place"]
+    assert pool["inside_other"] == ["vocals", "bass"] and pool["known_silent"] == []
+    assert pool["hours_per_target"] == {t: round(1.0 / 3600, 6) for t in ("drums", "guitar", "other")}
+    assert not pool["commercial_ok"] and "GPL-2+ (LMMS samples)" in pool["licence"]
+    assert read_stem_folder(song).known[TARGETS.index("drums")]
+    # resumable: a second build renders nothing; a removed song is rendered again (with --force)
+    assert build_corpus(out, [source], None, FakeFetcher({"lmms-common": lmms_tree}), lambda line: None)
+    assert tool.calls == 2
+    shutil.rmtree(song)
+    build_corpus(out, [source], None, FakeFetcher({"lmms-common": lmms_tree}), lambda line: None, force=True)
+    assert tool.calls == 3 and (song / "meta.json").is_file()
+
+
+def test_lmms_source_without_lmms_is_skipped_with_a_note(lmms_tree, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no apt-get, no lmms
+    monkeypatch.delenv("STEMCUT_LMMS", raising=False)
+    lines: list[str] = []
+    source = Source("lmms-demos", "stems", "test", build_lmms)
+    manifest = build_corpus(tmp_path / "corpus", [source], None, FakeFetcher({"lmms-common": lmms_tree}), lines.append)
+    assert "lmms-demos" not in manifest["sources"] and not manifest["failed"]
+    assert manifest["skipped"]["lmms-demos"] == "lmms: apt-get is not available on this machine"
+    assert any(line.endswith("skipped: lmms: apt-get is not available on this machine") for line in lines)
+    assert not (tmp_path / "corpus/lmms").exists() or not any((tmp_path / "corpus/lmms").iterdir())
+    missing = build_corpus(tmp_path / "c2", [source], None, FakeFetcher({}), lines.append)
+    assert "lmms-common" in missing["skipped"]["lmms-demos"]

@@ -14,6 +14,8 @@ Layouts written (relative to the corpus folder):
   MuldjordKit from repository snapshots (:mod:`stemcut.training.corpus_snapshots`).
 - ``renders/<set>/<song>/{vocals,drums,bass,guitar,other}.flac`` + ``meta.json``: the MIDI
   arrangements rendered with real samples (:mod:`stemcut.training.corpus_renders`).
+- ``lmms/<song>/{drums,bass,other}.flac`` (+ ``guitar.flac``) + ``meta.json``: the LMMS demo
+  songs rendered track by track, each track mapped to a stem (:mod:`stemcut.training.corpus_lmms`).
 - the shared real data (``--data-root``) is recorded by reference, never copied.
 
 Audio is 44.1 kHz stereo 16-bit FLAC. Licences are read per file from the package's
@@ -40,6 +42,7 @@ from stemcut.audio import SOUNDFILE_EXTENSIONS
 from stemcut.training.corpus import BuildContext, Pool, Source, SourceUnavailable
 from stemcut.training.corpus_audio import convert_to_flac, duration_seconds, read_stereo, write_flac
 from stemcut.training.corpus_debian import Package
+from stemcut.training.corpus_lmms import build_lmms
 from stemcut.training.corpus_midi import midi_seconds, wad_midi_lumps
 from stemcut.training.corpus_renders import RENDER_SETS, build_renders
 from stemcut.training.corpus_snapshots import build_karoryfer, build_muldjord
@@ -490,6 +493,8 @@ SOURCES: tuple[Source, ...] = (
     Source("karoryfer-guitars", "assets", "Karoryfer Black and Green Guitars samples (repository snapshot)", build_karoryfer),
     Source("drumgizmo-muldjord", "assets", "DrumGizmo MuldjordKit multi-mic drum hits (repository snapshot)", build_muldjord),
     *(_renders(name) for name in RENDER_SETS),
+    Source("lmms-demos", "stems", "LMMS demo songs rendered track by track into drums/bass/other (+guitar)",
+           build_lmms, ("lmms-common", "lmms")),
 )
 
 

@@ -3,7 +3,7 @@
 Pools come from two folders: the shared data root (``--data-root``: MUSDB18 previews, the CC0
 album, MedleyDB, MIR-1K, solo clips) and the corpus that ``scripts/prepare_data.py`` builds
 (``--corpus``: its ``corpus.json`` names the Frets on Fire stem folders, the vocal-free game
-music and the rendered songs). Every track of the validation split is left out, and so is every
+music, the rendered songs and the LMMS demo songs). Every track of the validation split is left out, and so is every
 rendered song that sings a phrase cut from one.
 """
 
@@ -28,10 +28,10 @@ DEFAULT_MIX = "musdb=0.35,cc0=0.12,mdb=0.08,mir1k=0.13,solo-vocals=0.12,solo-dru
 # Pools of stem folders under the data root.
 FOLDER_POOLS = {"musdb": "musdb18-preview/train", "cc0": "cc0-album", "mdb": "mdb"}
 # Pools of the corpus: which corpus.json pools each gathers (by name prefix, or kind "backing").
-CORPUS_POOLS = {"fof": "fof-", "renders": "renders-", "backing": None}
+CORPUS_POOLS = {"fof": "fof-", "renders": "renders-", "lmms": "lmms-", "backing": None}
 # The chance that an example of a pool takes each stem from a different song (cross-song remixing).
 DYNAMIC_MIX = {"musdb": 0.5, "cc0": 0.3, "mdb": 0.3, "synthetic": 0.5, "mir1k": 0.0,
-               "fof": 0.3, "renders": 0.5, "backing": 0.0}
+               "fof": 0.3, "renders": 0.5, "lmms": 0.3, "backing": 0.0}
 # Single-source clips under <data root>/solo/<target>, mixed over a backing pool's songs.
 SOLO_BACKING = {"solo-vocals": "musdb", "solo-drums": "musdb", "solo-guitar": "synthetic",
                 "solo-other": "synthetic", "vocals-on-backing": "backing"}

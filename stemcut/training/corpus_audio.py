@@ -9,6 +9,8 @@ under a temporary name and renamed when complete.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from stemcut.atomic import partial_file
+from stemcut.atomic import partial_file, write_json
 from stemcut.audio import AudioReader
 
 from stemcut.training.targets import SAMPLE_RATE
@@ -92,6 +94,26 @@ def write_flac(dest: Path, samples: np.ndarray) -> None:
         os.replace(temp, dest)
     except BaseException:
         temp.unlink(missing_ok=True)
+        raise
+
+
+def write_stem_folder(folder: Path, stems: dict[str, np.ndarray], meta: dict) -> None:
+    """``<folder>/<stem>.flac`` for every ``(frames, 2)`` stem (16-bit 44.1 kHz) + ``meta.json``, written
+    beside and renamed into place: the folder appears whole or not at all (an old one is replaced)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    try:
+        for stem, audio in stems.items():
+            sf.write(str(temp / f"{stem}.flac"), np.clip(audio, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16",
+                     format="FLAC")
+        write_json(temp / "meta.json", meta)
+        os.chmod(temp, 0o755)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(temp, folder)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
         raise
 
 

@@ -59,6 +59,7 @@ import soundfile as sf
 
 from stemcut.atomic import write_json
 from stemcut.training.corpus import DOWNLOADS, BuildContext, Pool, SourceUnavailable
+from stemcut.training.corpus_audio import write_stem_folder
 from stemcut.training.corpus_debian import DebianFetcher, Package
 from stemcut.training.targets import SAMPLE_RATE
 
@@ -662,23 +663,6 @@ def mix_song(tracks: list[LmmsTrack], files: dict[int, Path]) -> tuple[dict[str,
     return stems, records, gain
 
 
-def _write_song_folder(folder: Path, stems: dict[str, np.ndarray], meta: dict) -> None:
-    """``<folder>/<stem>.flac`` (16-bit 44.1 kHz) + ``meta.json``, appearing whole by rename."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
-    try:
-        for stem, audio in stems.items():
-            sf.write(str(temp / f"{stem}.flac"), np.clip(audio, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16", format="FLAC")
-        write_json(temp / "meta.json", meta)
-        os.chmod(temp, 0o755)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(temp, folder)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
-
-
 def song_meta(package: Package, relative: str, root: ElementTree.Element, records: list[dict],
               stems: dict[str, np.ndarray], gain: float, tool: LmmsTool, cpu_s: float) -> dict:
     """``meta.json`` for one song: licence, known masks and the per-track mapping."""
@@ -802,7 +786,7 @@ def build_lmms(context: BuildContext, tool: LmmsTool | None = None, limits: Lmms
                 continue
             meta = song_meta(package, relative, tree, records, stems, gain, tool, cpu_s)
             meta["wall_s"] = round(time.monotonic() - song_started, 1)
-            _write_song_folder(root / name, stems, meta)
+            write_stem_folder(root / name, stems, meta)
             rendered += 1
             context.log(f"{index}/{len(todo)} {name}: {meta['seconds'] / 60:.1f} min, {len(tracks)} tracks "
                         f"{meta['tracks_by_stem']}, {meta['licence']}, {cpu_s:.0f} s CPU")

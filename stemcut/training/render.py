@@ -24,9 +24,6 @@ Per song (a pure function of the MIDI file, the assets and the seed):
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +32,8 @@ from typing import Any, Protocol
 import numpy as np
 import soundfile as sf
 
-from stemcut.atomic import write_json
 
+from stemcut.training.corpus_audio import write_stem_folder
 from stemcut.training.corpus_licences import all_commercial_ok
 from stemcut.training.drumkit import load_kit
 from stemcut.training.effects import apply_chain, compressor_gain, pan, random_chain, soft_limit
@@ -309,18 +306,4 @@ def is_complete(folder: Path) -> bool:
 
 def write_song(folder: Path, stems: dict[str, np.ndarray], meta: dict) -> None:
     """Write ``<folder>/{target}.flac`` (16-bit 44.1 kHz stereo) and ``meta.json`` atomically: all or nothing."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
-    try:
-        for target in TARGETS:
-            sf.write(str(temp / f"{target}.flac"), np.clip(stems[target].T, -1.0, 1.0), SAMPLE_RATE,
-                     subtype="PCM_16", format="FLAC")
-        write_json(temp / META, meta)
-        os.chmod(temp, 0o755)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(temp, folder)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
+    write_stem_folder(folder, {target: stems[target].T for target in TARGETS}, meta)

@@ -123,6 +123,11 @@ class TrainingBank:
         self.pools = [PoolSlots(p.name, p.weight if p in drawn else 0.0, p.dynamic_mix, p.backing, first, count,
                                 p.tracks, p.licence, p.hours) for p, first, count in zip(stored, firsts, counts)]
         self._allocate_storage(sum(counts))
+        self._start_state(seed)
+        self.windows_loaded = 0
+
+    def _start_state(self, seed: int) -> None:
+        """Random streams, locks and refill bookkeeping (the same for a filled and a bundled bank)."""
         self.rng = np.random.default_rng(seed)             # batch composition
         self.generator = torch.Generator().manual_seed(seed)  # augmentations
         self._seed = seed
@@ -133,7 +138,6 @@ class TrainingBank:
         self._closing = False
         self._threads: list[threading.Thread] = []
         self._failed: set[tuple[str, str]] = set()
-        self.windows_loaded = 0
 
     def _allocate_storage(self, slots: int) -> None:
         self.audio = torch.zeros((slots, len(TARGETS), 2, self.window), dtype=self.config.storage, device=self.device)
@@ -348,9 +352,6 @@ class TrainingBank:
                     bank.device, bank.config.storage)
         bank.known = torch.tensor(index["known"], dtype=torch.bool)
         bank.solo = torch.tensor(index["solo"], dtype=torch.long)
-        bank.rng, bank.generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
-        bank._seed, bank._refill_rng = seed, np.random.default_rng([seed, 0])
-        bank._lock, bank._wake = threading.Lock(), threading.Condition()
-        bank._allowance, bank._closing, bank._threads, bank._failed = 0.0, False, [], set()
+        bank._start_state(seed)
         bank.windows_loaded = index["slots"]
         return bank

@@ -194,6 +194,42 @@ def save_model(model_dir: os.PathLike | str, target: str, model, arch: str, para
     return path
 
 
+def compose_set(model_dir: os.PathLike | str, sources: dict[str, os.PathLike | str]) -> Path:
+    """A model set made of other sets' models: ``sources`` maps each target to the set
+    folder its model comes from. Files are copied with their manifest entries (so the
+    training record travels with them) after their sha256 is checked; a target already in
+    ``model_dir`` and not named is kept. The sets must share the sample rate and STFT."""
+    import shutil
+
+    from .atomic import partial_file
+
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = model_dir / MANIFEST_NAME
+    manifest = read_manifest(model_dir) if manifest_path.exists() else {"format_version": MANIFEST_VERSION, "models": {}}
+    chosen = {}
+    for target, source in sources.items():
+        spec = {s.target: s for s in model_specs(source)}.get(target)
+        if spec is None:
+            raise ModelError(f"{Path(source) / MANIFEST_NAME}: no {target} model")
+        if sha256_of(spec.path) != spec.sha256:
+            raise ModelError(f"{spec.path}: sha256 does not match its manifest (damaged file?)")
+        chosen[target] = (spec, source)
+    kept = [s for s in model_specs(model_dir) if s.target not in chosen] if manifest_path.exists() else []
+    shapes = {(s.sample_rate, s.n_fft, s.hop) for s in kept + [spec for spec, _ in chosen.values()]}
+    if len(shapes) > 1:
+        raise ModelError(f"{model_dir}: the models would not share one sample rate and STFT ({sorted(shapes)})")
+    for target, (spec, source) in chosen.items():
+        destination = model_dir / spec.path.name
+        if destination.resolve() != spec.path.resolve():
+            temp = partial_file(destination)
+            shutil.copyfile(spec.path, temp)
+            os.replace(temp, destination)
+        manifest["models"][target] = read_manifest(source)["models"][target]
+    write_json(manifest_path, manifest)
+    return model_dir
+
+
 def write_untrained_set(model_dir: os.PathLike | str, arch: str = "blstm", params: dict | None = None,
                         targets: tuple[str, ...] = TARGETS, sample_rate: int = 44100, n_fft: int = 2048,
                         hop: int = 512, seed: int = 0) -> Path:

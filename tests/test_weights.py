@@ -92,3 +92,36 @@ def test_shipped_weights_load_and_fit_the_size_limits():
         assert spec.training.get("command", "").startswith("python scripts/train.py")
         load_model(spec)
     assert total <= 80 * 2**20
+
+
+def test_compose_set_takes_each_target_from_its_source(tmp_path):
+    from stemcut.weights import compose_set, load_model_set
+
+    base = make_model_set(tmp_path / "base", seed=0)
+    other = make_model_set(tmp_path / "other", targets=["drums"], seed=1)
+    out = compose_set(tmp_path / "out", {**{spec.target: base for spec in model_specs(base)}, "drums": other})
+    composed = read_manifest(out)["models"]
+    assert composed["drums"]["sha256"] == read_manifest(other)["models"]["drums"]["sha256"]
+    assert composed["vocals"]["sha256"] == read_manifest(base)["models"]["vocals"]["sha256"]
+    assert composed["drums"]["sha256"] != read_manifest(base)["models"]["drums"]["sha256"]
+    assert load_model_set(out).checksums()["drums"] == composed["drums"]["sha256"]
+    with pytest.raises(ModelError, match="no bass model"):
+        compose_set(tmp_path / "bad", {"bass": other})
+
+
+def test_compose_set_refuses_mixed_stfts_and_damaged_files(tmp_path):
+    from stemcut.weights import compose_set, write_untrained_set
+
+    base = make_model_set(tmp_path / "base")
+    wide = write_untrained_set(tmp_path / "wide", "blstm", {"hidden": 8, "layers": 1}, targets=("drums",),
+                               n_fft=1024, hop=256)
+    before = (base / "manifest.json").read_text()
+    with pytest.raises(ModelError, match="sample rate and STFT"):
+        compose_set(base, {"drums": wide})
+    assert (base / "manifest.json").read_text() == before  # nothing written
+    damaged = make_model_set(tmp_path / "damaged", targets=["drums"], seed=2)
+    data = bytearray((damaged / "drums.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (damaged / "drums.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        compose_set(tmp_path / "out", {"drums": damaged})

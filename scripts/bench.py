@@ -7,6 +7,9 @@
     python scripts/bench.py --vs --minutes 3 30 --repeat 3 --json r.json --plot docs/performance.png
                                                   # side by side with Demucs, Open-Unmix, Spleeter
     python scripts/bench.py --short 300           # a folder of 300 one-second files, one command
+    python scripts/bench.py --device cuda --json gpu.json
+                                                  # the device rows: a 10-minute song, a folder of
+                                                  # ten 3-minute songs, 300 s in-process
 
 Each run is a fresh `python -m stemcut separate` process (decode to written
 files); the figures are its wall time per second of audio and its peak resident
@@ -21,7 +24,16 @@ Spleeter 2-stem; install them as docs/performance.md says).
 With ``--short N`` the input is instead a folder of N generated one-second stereo
 44.1 kHz 16-bit WAV files (``--short-seconds`` changes the length), separated by
 one `stemcut separate` command: the per-file costs (start-up, probing, padding to
-a segment) that one long song hides. A peer run is
+a segment) that one long song hides.
+
+With ``--device DEV`` three rows are measured on that device: (a) the whole command
+on one ``--song-minutes`` song, (b) one command over a folder of ``--folder-songs``
+songs of ``--folder-minutes`` each, (c) ``Separator.separate`` in this process on
+``--in-process-seconds`` of audio, once per ``--in-process-batch`` size, after a
+warm-up run of the same length (model loading, CUDA initialisation and kernel
+selection excluded); ``--compare SECONDS`` adds the largest difference between the
+device's stems and the CPU's on a clip of that length. The GPU targets of issue 12
+(300x, 500x, 1000x real time on an H200) are printed beside the rows. A peer run is
 stopped, and reported as such, when its resident memory passes ``--cap-gb`` or
 its wall time ``--cap-s``. Ratios stemcut/peer are taken within each repeat,
 then the median over repeats is reported.
@@ -99,6 +111,95 @@ def run_short(args, scratch: Path) -> list[dict]:
              "x_realtime": round(seconds / wall, 1), "cpu_s": round(cpu, 2),
              "peak_rss_mib": round(max(run.rss for run in runs), 1),
              "all_wall_s": [round(run.wall, 2) for run in runs]}]
+
+
+GPU_TARGETS = {"song": 300, "folder": 500, "in_process": 1000}  # x real time on an H200 (issue 12)
+
+
+def run_device(args, scratch: Path) -> list[dict]:
+    """The device rows: a song and a folder through the whole command, then in-process."""
+    rows = []
+    song = write_song(scratch / "song.wav", args.song_minutes)
+    folder = scratch / "folder"
+    folder.mkdir()
+    for index in range(args.folder_songs):
+        write_song(folder / f"song-{index:02d}.wav", args.folder_minutes, seed=index + 1)
+    for name, source, seconds in (("song", song, args.song_minutes * 60),
+                                  ("folder", folder, args.folder_songs * args.folder_minutes * 60)):
+        command = stemcut_command(source, scratch / "out", args, args.wiener) + ["--device", args.device]
+        runs = [measure(command) for _ in range(args.repeat)]
+        wall = statistics.median(run.wall for run in runs)
+        rows.append(device_row(name, args, seconds, wall, runs=len(runs),
+                               cpu_s=round(statistics.median(r.cpu for r in runs), 2),
+                               peak_rss_mib=round(max(r.rss for r in runs), 1), all_wall_s=[round(r.wall, 3) for r in runs]))
+    rows += run_in_process(args, scratch)
+    if args.compare:
+        rows.append(compare_with_cpu(args, scratch))
+    return rows
+
+
+def device_row(name: str, args, seconds: float, wall: float, **extra) -> dict:
+    row = {"row": name, "device": args.device, "wiener": args.wiener, "audio_s": round(seconds, 3),
+           "wall_s": round(wall, 3), "s_per_audio_s": round(wall / seconds, 5),
+           "x_realtime": round(seconds / wall, 1), "gpu_target_x": GPU_TARGETS[name],
+           "load": round(os.getloadavg()[0], 2), **extra}
+    what = {"song": f"whole command, {seconds / 60:g} min song",
+            "folder": f"whole command, folder of {args.folder_songs} x {args.folder_minutes:g} min",
+            "in_process": f"in-process separate, {seconds:g} s, batch {extra.get('batch_size')}"}[name]
+    print(f"{args.device:8s} {what:44s} {wall:8.3f} s  {wall / seconds:.5f} s per audio s  "
+          f"({seconds / wall:.1f}x real time; GPU target {GPU_TARGETS[name]}x)  load {row['load']:.2f}", flush=True)
+    return row
+
+
+def read_clip(scratch: Path, seconds: float, name: str) -> np.ndarray:
+    path = write_song(scratch / f"{name}.wav", seconds / 60, seed=7)
+    audio, _ = sf.read(path, dtype="float32", always_2d=True)
+    path.unlink()
+    return np.ascontiguousarray(audio.T)
+
+
+def separator_for(args, device: str, batch_size: int | None):
+    from stemcut import Separator
+
+    return Separator(args.model_dir, device=device, batch_size=batch_size, wiener=args.wiener,
+                     threads=args.threads if device == "cpu" else None)
+
+
+def run_in_process(args, scratch: Path) -> list[dict]:
+    """``Separator.separate`` on the clip: a warm-up run, then ``--repeat`` timed ones per batch size."""
+    audio = read_clip(scratch, args.in_process_seconds, "in-process")
+    rows = []
+    for batch_size in args.in_process_batch:
+        with separator_for(args, args.device, batch_size) as separator:
+            separator.separate(audio, RATE)  # warm-up: CUDA context, kernel selection, allocator
+            walls, cpus = [], []
+            for _ in range(args.repeat):
+                started, cpu = time.perf_counter(), time.process_time()
+                separator.separate(audio, RATE)
+                walls.append(time.perf_counter() - started)
+                cpus.append(time.process_time() - cpu)
+            rows.append(device_row("in_process", args, audio.shape[1] / RATE, statistics.median(walls),
+                                   batch_size=separator.batch_size, runs=len(walls),
+                                   cpu_s=round(statistics.median(cpus), 3),
+                                   all_wall_s=[round(w, 4) for w in walls]))
+    return rows
+
+
+def compare_with_cpu(args, scratch: Path) -> dict:
+    """Largest difference between the device's stems and the CPU's (batch size 1) on a clip."""
+    audio = read_clip(scratch, args.compare, "compare")
+    with separator_for(args, args.device, None) as separator:
+        device_stems, batch_size = separator.separate(audio, RATE), separator.batch_size
+    with separator_for(args, "cpu", 1) as separator:
+        cpu_stems = separator.separate(audio, RATE)
+    diffs = {stem: float(np.abs(device_stems[stem] - cpu_stems[stem]).max()) for stem in cpu_stems}
+    peak = max(float(np.abs(stems).max()) for stems in cpu_stems.values())
+    row = {"row": "compare", "device": args.device, "wiener": args.wiener, "audio_s": audio.shape[1] / RATE,
+           "batch_size": batch_size, "max_abs_diff": diffs, "max_abs_diff_all": max(diffs.values()),
+           "stem_peak": peak}
+    print(f"{args.device:8s} stems against the CPU's on {args.compare:g} s (batch {batch_size} vs 1): "
+          f"max abs difference {row['max_abs_diff_all']:.3g} (stems peak {peak:.3g})", flush=True)
+    return row
 
 
 class Run(NamedTuple):
@@ -285,6 +386,16 @@ def main() -> None:
     parser.add_argument("--short", type=int, metavar="N",
                         help="instead: one command over a folder of N generated short files")
     parser.add_argument("--short-seconds", type=float, default=1.0, help="with --short: seconds per file")
+    parser.add_argument("--device", help="instead: the device rows on DEV (cpu, cuda, cuda:N)")
+    parser.add_argument("--song-minutes", type=float, default=10.0, help="with --device: the song's length")
+    parser.add_argument("--folder-songs", type=int, default=10, help="with --device: songs in the folder")
+    parser.add_argument("--folder-minutes", type=float, default=3.0, help="with --device: each folder song's length")
+    parser.add_argument("--in-process-seconds", type=float, default=300.0,
+                        help="with --device: audio for the in-process row")
+    parser.add_argument("--in-process-batch", type=lambda text: None if text == "auto" else int(text), nargs="+",
+                        default=[None], metavar="N|auto", help="with --device: batch sizes of the in-process rows")
+    parser.add_argument("--compare", type=float, default=0.0, metavar="SECONDS",
+                        help="with --device: also compare its stems with the CPU's on a clip this long")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `stemcut separate` options")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -294,23 +405,27 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="stemcut-bench-") as scratch:
         scratch = Path(scratch)
-        if args.short:
+        if args.device:
+            results = run_device(args, scratch)
+        elif args.short:
             results = run_short(args, scratch)
         elif args.vs:
             results = run_vs(args, scratch)
-        for minutes in ([] if args.vs or args.short else args.minutes):
+        for minutes in ([] if args.vs or args.short or args.device else args.minutes):
             song = write_song(scratch / f"song-{minutes:g}min.wav", minutes)
             command = stemcut_command(song, scratch / "out", args, args.wiener)
             runs = [measure(command) for _ in range(args.repeat)]
             wall = statistics.median(run[0] for run in runs)
             rss = max(run[1] for run in runs)
+            cpu = statistics.median(run.cpu for run in runs)
             seconds = minutes * 60
             results.append({"minutes": minutes, "wiener": args.wiener, "threads": args.threads,
                             "wall_s": round(wall, 2), "s_per_audio_s": round(wall / seconds, 4),
-                            "x_realtime": round(seconds / wall, 1), "peak_rss_mib": round(rss, 1)})
+                            "x_realtime": round(seconds / wall, 1), "peak_rss_mib": round(rss, 1),
+                            "cpu_s": round(cpu, 2)})
             print(f"{minutes:6g} min  wiener={'on ' if args.wiener else 'off'}  {wall:8.1f} s  "
-                  f"{wall / seconds:.4f} s per audio s  ({seconds / wall:.1f}x real time)  peak RSS {rss:.0f} MiB",
-                  flush=True)
+                  f"{wall / seconds:.4f} s per audio s  ({seconds / wall:.1f}x real time)  peak RSS {rss:.0f} MiB  "
+                  f"CPU {cpu:.1f} s  load {os.getloadavg()[0]:.2f}", flush=True)
             for path in (scratch / "out").rglob("*"):
                 if path.is_file():
                     path.unlink()

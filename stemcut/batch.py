@@ -7,7 +7,8 @@
   written next to them, last and atomically. A rerun skips a track whose record
   matches and whose outputs are all there (:func:`is_done`).
 * Running (:func:`run_jobs`) isolates failures: a file that cannot be read or
-  written is recorded with its reason and the batch goes on. Ctrl-C (and SIGTERM,
+  written is recorded with its reason and the batch goes on. While one track
+  computes, the next one's input is opened and decoded a few blocks ahead. Ctrl-C (and SIGTERM,
   which the CLI turns into KeyboardInterrupt) discards the file in progress.
 * Sharing: each track is claimed before it is separated (:mod:`stemcut.claims`), so
   any number of processes on the same inputs and output folder share the work; a
@@ -25,14 +26,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Iterator, Union
+from typing import Callable, Iterable, Iterator, NamedTuple, Union
 
 from . import __version__
 from .atomic import hidden_name, partial_prefix, write_json
 from .audio import AUDIO_EXTENSIONS, AudioError, AudioInfo, OutputSpec, track_name
 from .claims import Claimed, Owner
 from .claims import acquire as acquire_claim
-from .jobs import separate_file
+from .jobs import ReadAhead, separate_file
 from .nistems import StemsSpec
 from .settings import SeparationSettings
 
@@ -426,26 +427,83 @@ def run_jobs(separator, jobs: list[Job], spec: Spec, *, stems: list[str] | None 
     outcomes: list[Outcome] = []
     interrupted = False
     owner = Owner.me()
-    for index, job in enumerate(jobs):
-        try:
-            outcome = run_track(separator, job, spec, settings, force, on_start, on_progress, owner)
-        except KeyboardInterrupt:
-            outcome = Outcome(job.input, "failed", "interrupted; partial outputs removed")
-            interrupted = True
-        outcomes.append(outcome)
-        if on_done is not None:
-            on_done(outcome)
-        if interrupted or (fail_fast and outcome.status == "failed"):
-            why = "interrupted" if interrupted else "not run: --fail-fast stopped the batch"
-            outcomes.extend(Outcome(rest.input, "not_run", why) for rest in jobs[index + 1:])
-            break
+    ahead = _NextInput(settings, force)
+    try:
+        for index, job in enumerate(jobs):
+            following = jobs[index + 1] if index + 1 < len(jobs) else None
+            source = ahead.take(job)
+            try:
+                outcome = run_track(separator, job, spec, settings, force, on_start, on_progress, owner,
+                                    source=source, on_separating=lambda: ahead.open(following))
+            except KeyboardInterrupt:
+                outcome = Outcome(job.input, "failed", "interrupted; partial outputs removed")
+                interrupted = True
+            finally:
+                if source is not None:
+                    source.reader.close()  # unused if the track was skipped, claimed or failed early
+            outcomes.append(outcome)
+            if on_done is not None:
+                on_done(outcome)
+            if interrupted or (fail_fast and outcome.status == "failed"):
+                why = "interrupted" if interrupted else "not run: --fail-fast stopped the batch"
+                outcomes.extend(Outcome(rest.input, "not_run", why) for rest in jobs[index + 1:])
+                break
+    finally:
+        ahead.close()
     return BatchResult(outcomes, interrupted, settings)
 
 
+class Prefetched(NamedTuple):
+    """A job's input opened ahead of its turn, and its size and mtime taken before that."""
+
+    reader: ReadAhead
+    identity: dict
+
+
+class _NextInput:
+    """The next track's input, opened and decoding a few blocks ahead while the current one
+    computes: at most one file ahead, only for a track not already done. Nothing about the
+    track is decided here: it is claimed, skipped or failed in its turn as before, and an
+    input that cannot be read fails in its own turn (the read-ahead holds the error)."""
+
+    def __init__(self, settings: dict, force: bool):
+        self._settings, self._force = settings, force
+        self._job: Job | None = None
+        self._prefetched: Prefetched | None = None
+
+    def open(self, job: Job | None) -> None:
+        if job is None or job is self._job:
+            return
+        self.close()
+        if not self._force and is_done(job, self._settings):
+            return
+        try:
+            identity = input_identity(job.input)
+        except OSError:
+            return  # its own turn reports it
+        self._job, self._prefetched = job, Prefetched(ReadAhead(job.input), identity)
+
+    def take(self, job: Job) -> Prefetched | None:
+        """The input opened ahead for ``job`` (the caller closes it), or None."""
+        if job is not self._job:
+            self.close()
+            return None
+        prefetched, self._job, self._prefetched = self._prefetched, None, None
+        return prefetched
+
+    def close(self) -> None:
+        if self._prefetched is not None:
+            self._prefetched.reader.close()
+        self._job, self._prefetched = None, None
+
+
 def run_track(separator, job: Job, spec: Spec, settings: dict, force: bool = False, on_start=None,
-              on_progress=None, owner: Owner | None = None) -> Outcome:
+              on_progress=None, owner: Owner | None = None, *, source: Prefetched | None = None,
+              on_separating: Callable[[], None] | None = None) -> Outcome:
     """One track: claimed (or left to the live process that holds it), then skipped if done
-    with these settings, else separated; the claim is released at the end."""
+    with these settings, else separated; the claim is released at the end. ``source``: its
+    input opened ahead (used only if the file is unchanged since); ``on_separating`` is
+    called when the separation starts (the batch opens the next input then)."""
     started = time.perf_counter()
 
     def already_done() -> Outcome | None:
@@ -467,7 +525,7 @@ def run_track(separator, job: Job, spec: Spec, settings: dict, force: bool = Fal
     try:
         remove_stale_partials(job)  # ours to clear now: we hold the track
         outcome = already_done() or _separate_claimed(separator, job, spec, settings, on_start, on_progress,
-                                                      started)
+                                                      started, source, on_separating)
         return outcome
     finally:
         claim.release()
@@ -476,7 +534,7 @@ def run_track(separator, job: Job, spec: Spec, settings: dict, force: bool = Fal
 
 
 def _separate_claimed(separator, job: Job, spec: Spec, settings: dict, on_start, on_progress,
-                      started: float) -> Outcome:
+                      started: float, source: Prefetched | None = None, on_separating=None) -> Outcome:
     from .audio import probe
 
     written: dict[str, Path] = {}
@@ -484,9 +542,12 @@ def _separate_claimed(separator, job: Job, spec: Spec, settings: dict, on_start,
         job.record.unlink(missing_ok=True)
         info = probe(job.input)
         identity = input_identity(job.input)
+        reader = source.reader if source is not None and source.identity == identity else None
         if on_start is not None:
             on_start(job, info)
-        result = separate_file(separator, job.input, spec.sink(job.outputs), progress=on_progress)
+        if on_separating is not None:
+            on_separating()
+        result = separate_file(separator, job.input, spec.sink(job.outputs), progress=on_progress, source=reader)
         written = dict(result.outputs)
         outcome = Outcome(job.input, "done", "", written, result.frames / result.sample_rate,
                           time.perf_counter() - started, warnings=list(result.warnings))

@@ -22,8 +22,9 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-# process(segments[K, C, L]) -> results[K, S, C, L]
-SegmentProcess = Callable[[np.ndarray], np.ndarray]
+# process(segments[K, C, L]) -> results[K, S, C, L], or a function that waits for them
+# (the work still running: a GPU's queue, worker threads)
+SegmentProcess = Callable[[np.ndarray], "np.ndarray | Callable[[], np.ndarray]"]
 # short(stream[1, C, n], segment) -> results[1, S, C, n]: process's result on the stream
 # zero-padded to `segment` samples, cut back to n
 ShortProcess = Callable[[np.ndarray, int], np.ndarray]
@@ -44,9 +45,11 @@ class OverlapAdd:
     """Streams (channels, frames) blocks through ``process`` in overlapping segments.
 
     ``batch_size`` segments are handed to ``process`` at once when the stream has
-    them, which lets a model run them as one batch. Memory holds about
-    ``segment + batch_size * hop`` frames of input and output, whatever the
-    stream's length.
+    them, which lets a model run them as one batch. A ``process`` that returns a
+    function to wait on, rather than the results, is pipelined one batch deep: the
+    next batch is cut and handed over before the last one's results are awaited and
+    added. Memory holds about ``segment + batch_size * hop`` frames of input and
+    output, plus one batch of results in flight, whatever the stream's length.
     """
 
     def __init__(self, segment: int, overlap: int, batch_size: int = 1):
@@ -81,11 +84,31 @@ class OverlapAdd:
         emitted = 0                       # absolute frame where `acc` starts
         next_start = 0                    # absolute frame where the next segment starts
         total = 0
+        in_flight: tuple[int, int, Callable[[], np.ndarray]] | None = None  # start, count, wait
 
         def run(segments: list[np.ndarray]) -> Iterator[np.ndarray]:
-            nonlocal acc, filled, next_start
+            nonlocal next_start, in_flight
+            start, count = next_start, len(segments)
             results = process(np.stack(segments))
-            needed = next_start - emitted + hop * (len(segments) - 1) + segment
+            next_start += hop * count
+            previous, in_flight = in_flight, None
+            if previous is not None:
+                yield from add(previous[0], previous[1], previous[2]())
+            if callable(results):
+                in_flight = (start, count, results)
+            else:
+                yield from add(start, count, results)
+
+        def land() -> Iterator[np.ndarray]:
+            nonlocal in_flight
+            if in_flight is not None:
+                start, count, wait = in_flight
+                in_flight = None
+                yield from add(start, count, wait())
+
+        def add(start: int, count: int, results: np.ndarray) -> Iterator[np.ndarray]:
+            nonlocal acc, filled
+            needed = start - emitted + hop * (count - 1) + segment
             if acc is None or acc.shape[:2] != results.shape[1:3] or acc.shape[-1] < needed:
                 grown = np.zeros(results.shape[1:3] + (max(needed, weight.shape[0]),), dtype=np.float32)
                 if acc is not None:
@@ -95,12 +118,12 @@ class OverlapAdd:
                 grow_weight(acc.shape[-1])
             scratch = np.empty(results.shape[1:], dtype=np.float32)
             for index, result in enumerate(results):
-                offset = next_start - emitted + index * hop
+                offset = start - emitted + index * hop
                 acc[..., offset:offset + segment] += np.multiply(result, window, out=scratch)
                 weight[offset:offset + segment] += window
                 filled = max(filled, offset + segment)
-            next_start += hop * len(segments)
-            yield from emit(min(next_start, total) - emitted)
+            # Frames before the next batch's first segment are complete.
+            yield from emit(min(start + hop * count, total) - emitted)
 
         def grow_weight(size: int) -> None:
             nonlocal weight
@@ -160,4 +183,5 @@ class OverlapAdd:
             segments = cut(count)
             for start in range(0, count, self.batch_size):
                 yield from run(segments[start:start + self.batch_size])
+        yield from land()
         yield from emit(total - emitted)

@@ -155,8 +155,9 @@ def separate(
                                   help="Seconds of audio the models see at once; memory grows with it."),
     overlap: float = typer.Option(0.1, "--overlap", rich_help_panel=PROCESSING,
                                   help="Cross-fade between segments, as a fraction of a segment (0-0.5)."),
-    batch_size: int = typer.Option(1, "--batch-size", rich_help_panel=PROCESSING,
-                                   help="Segments run through the models at once."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", rich_help_panel=PROCESSING,
+                                             help="Segments run through the models at once \\[default: 1 on "
+                                                  "the CPU, 16 on a GPU]."),
     wiener: bool = typer.Option(False, "--wiener/--no-wiener", rich_help_panel=PROCESSING,
                                 help="Multichannel Wiener post-filter (norbert's algorithm), all stems jointly."),
     wiener_iterations: int = typer.Option(1, "--wiener-iterations", rich_help_panel=PROCESSING,

@@ -20,7 +20,8 @@ import itertools
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import soxr
@@ -70,7 +71,6 @@ class Separator:
                  settings: SeparationSettings | None = None, *, sample_rate: int | None = None, **overrides):
         settings = (settings or SeparationSettings()).with_changes(**overrides) if overrides else \
             (settings or SeparationSettings())
-        self.settings = settings
         self.device = resolve_device(settings.device)
         self.model_set: ModelSet | None = None
         if isinstance(models, MaskSeparator):
@@ -87,11 +87,14 @@ class Separator:
         self.stems = list(core.stems)
         self.chunking = settings.chunking(self.sample_rate, core.stft.hop)
         self.workers = settings.workers(self.device.type)
+        # `settings` as run: the batch size resolved for this device (the report shows it).
+        self.settings = settings.with_changes(batch_size=settings.batch(self.device.type))
+        self.batch_size: int = self.settings.batch_size
         # Keeps no state between streams: built once (its window is a segment long).
-        self._chunker = OverlapAdd(self.chunking.segment, self.chunking.overlap, settings.batch_size * self.workers)
+        self._chunker = OverlapAdd(self.chunking.segment, self.chunking.overlap, self.batch_size * self.workers)
         threads = 1 if self.device.type == "cpu" else settings.threads
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="stemcut",
-                                        initializer=_set_thread_torch_threads, initargs=(threads,))
+                                        initializer=_init_worker, initargs=(threads, self.device))
 
     @property
     def model_dir(self):
@@ -118,7 +121,13 @@ class Separator:
 
     def process_segments(self, segments: np.ndarray, padded_length: int | None = None) -> np.ndarray:
         """segments (K, C, L) at the model rate -> stems (K, S, C, L); with ``padded_length``,
-        the stems the segments would get zero-padded to that many samples.
+        the stems the segments would get zero-padded to that many samples."""
+        return self.submit_segments(segments, padded_length)()
+
+    def submit_segments(self, segments: np.ndarray, padded_length: int | None = None
+                        ) -> Callable[[], np.ndarray]:
+        """Start the model step on segments (K, C, L); returns a function that waits for
+        their stems (K, S, C, L). The chunker hands over the next batch before waiting.
 
         Channels are paired to fit stereo models; a lone channel (mono input, or
         the last of an odd count) is doubled and its two results averaged. The
@@ -129,32 +138,52 @@ class Separator:
         pairs = [(c, min(c + 1, channels - 1)) for c in range(0, channels, 2)]
         grouped = np.stack([segments[:, list(pair)] for pair in pairs], axis=1)  # K, G, 2, L
         items = grouped.reshape(-1, 2, length)
-        out = np.empty((count, len(self.stems), channels, length), dtype=np.float32)
-
-        def work(start: int, stop: int, spread: Spread | None) -> None:
-            # Each worker writes its items' stems straight into `out` (no batch-sized copies).
-            with torch.inference_mode():
-                stems = self.core(torch.from_numpy(items[start:stop]).to(self.device), self._wiener_iterations,
-                                  padded_length, spread)
-                stems = stems.cpu().numpy()
-            for position, item in enumerate(range(start, stop)):
-                segment, group = divmod(item, len(pairs))
-                left, right = pairs[group]
-                if left == right:
-                    out[segment, :, left] = stems[:, position].mean(axis=1)
-                else:
-                    out[segment, :, left] = stems[:, position, 0]
-                    out[segment, :, right] = stems[:, position, 1]
-
-        step = self.settings.batch_size
+        step = self.batch_size
         if self.workers > 1 and items.shape[0] > 1:
             step = min(step, -(-items.shape[0] // self.workers))
         spans = [(start, min(start + step, items.shape[0])) for start in range(0, items.shape[0], step)]
         idle = self.workers - len(spans)
         spread = self._spread(-(-idle // len(spans))) if idle > 0 else None
-        for future in [self._pool.submit(work, *span, spread) for span in spans]:
-            future.result()
-        return out
+        futures = [self._pool.submit(self._run_items, items[start:stop], padded_length, spread)
+                   for start, stop in spans]
+
+        def wait() -> np.ndarray:
+            out = np.empty((count, len(self.stems), channels, length), dtype=np.float32)
+            for (start, stop), future in zip(spans, futures):
+                host, ready = future.result()
+                if ready is not None:
+                    ready.synchronize()  # the copy into pinned memory has landed
+                stems = host.numpy()
+                for position, item in enumerate(range(start, stop)):
+                    segment, group = divmod(item, len(pairs))
+                    left, right = pairs[group]
+                    if left == right:
+                        out[segment, :, left] = stems[:, position].mean(axis=1)
+                    else:
+                        out[segment, :, left] = stems[:, position, 0]
+                        out[segment, :, right] = stems[:, position, 1]
+            return out
+        return wait
+
+    def _run_items(self, items: np.ndarray, padded_length: int | None, spread: Spread | None
+                   ) -> tuple[torch.Tensor, "torch.cuda.Event | None"]:
+        """Stereo items (B, 2, L) -> their stems (S, B, 2, L) on the host, and on a GPU the
+        event that says they have arrived. A worker's job; on a GPU it only queues work:
+        the upload from pinned memory, the models and the copy back all run without
+        blocking, so the next batch is queued while this one computes."""
+        gpu = self.device.type == "cuda"
+        with torch.inference_mode(), _full_float32(gpu):
+            batch = torch.from_numpy(items)
+            if gpu:
+                batch = batch.pin_memory().to(self.device, non_blocking=True)
+            stems = self.core(batch, self._wiener_iterations, padded_length, spread)
+            if not gpu:
+                return stems, None
+            host = torch.empty(stems.shape, dtype=stems.dtype, pin_memory=True)
+            host.copy_(stems, non_blocking=True)
+            ready = torch.cuda.Event()
+            ready.record()
+            return host, ready
 
     def _spread(self, helpers: int) -> Spread:
         """A map for the target models: the calling worker and up to ``helpers`` idle ones
@@ -243,7 +272,7 @@ class Separator:
                     if resample else None)
         # A stream shorter than a segment is separated as if padded to one (today's stems),
         # without computing the padding: no length hint is needed, the chunker knows at the end.
-        for stems in self._chunker(model_rate_blocks(), self.process_segments, self.process_segments):
+        for stems in self._chunker(model_rate_blocks(), self.submit_segments, self.process_segments):
             if to_input is not None:
                 flat = to_input.resample_chunk(np.ascontiguousarray(stems.reshape(-1, stems.shape[-1]).T), last=False)
                 stems = np.ascontiguousarray(flat.T).reshape(stem_count, channels, -1)
@@ -265,10 +294,29 @@ class Separator:
         return {stem: joined[index] for index, stem in enumerate(self.stems)}
 
 
-def _set_thread_torch_threads(count: int | None) -> None:
-    # torch's thread count (OpenMP's) is per thread: this sets the worker's own only.
+def _init_worker(count: int | None, device: torch.device) -> None:
+    # torch's thread count (OpenMP's) and current CUDA device are per thread: the worker's own only.
     if count:
         torch.set_num_threads(count)
+    if device.type == "cuda" and device.index is not None:  # plain 'cuda' is the current device already
+        torch.cuda.set_device(device)
+
+
+@contextmanager
+def _full_float32(active: bool) -> Iterator[None]:
+    """Float32 kernels in full precision while the models run on a GPU. torch lets cuDNN
+    (LSTMs, convolutions) use TF32 by default, whose 10-bit mantissa moves stems far beyond
+    float32 rounding. The flags are process-wide: only set on a GPU, whose one worker
+    thread is the only one changing them."""
+    if not active:
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 __all__ = ["Separator", "SeparationSettings", "ModelError", "resolve_device", "READ_BLOCK"]

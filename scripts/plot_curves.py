@@ -50,12 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     figure, (loss_axes, sdr_axes) = plt.subplots(1, 2, figsize=(12, 4.5))
+    colours: dict[str, str] = {}
+
+    def colour(label: str) -> str:  # the same curve has the same colour in both panels
+        return colours.setdefault(label, f"C{len(colours) % 10}")
     for run in args.runs:
         for target, points in training_loss(run).items():
             steps, values = np.array(points).T
             width = min(args.smooth, len(values))
             smoothed = np.convolve(values, np.ones(width) / width, mode="valid")
-            loss_axes.plot(steps[width - 1:], smoothed, label=f"{run.name}: {target}")
+            label = f"{run.name}: {target}"
+            loss_axes.plot(steps[width - 1:], smoothed, label=label, color=colour(label))
         history = validation(run)
         targets = sorted({key for point in history for key in point
                           if key not in ("step", "minutes") and not key.endswith("_tracks")})
@@ -63,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             points = [(p["step"], p[target]) for p in history if p.get(target) is not None]
             if points:
                 steps, values = zip(*points)
-                sdr_axes.plot(steps, values, marker="o", label=f"{run.name}: {target}")
+                label = f"{run.name}: {target}"
+                sdr_axes.plot(steps, values, marker="o", label=label, color=colour(label))
     loss_axes.set(xlabel="step (this run)", ylabel="training loss x1e3 (running mean)", title="training loss")
     sdr_axes.set(xlabel="step (this run)", ylabel="global SDR, dB", title="held-out validation (middle 20 s)")
     for axes in (loss_axes, sdr_axes):

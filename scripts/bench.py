@@ -179,7 +179,7 @@ def run_in_process(args, scratch: Path) -> list[dict]:
                 walls.append(time.perf_counter() - started)
                 cpus.append(time.process_time() - cpu)
             rows.append(device_row("in_process", args, audio.shape[1] / RATE, statistics.median(walls),
-                                   batch_size=separator.batch_size, runs=len(walls),
+                                   batch_size=separator.settings.batch_size, runs=len(walls),
                                    cpu_s=round(statistics.median(cpus), 3),
                                    all_wall_s=[round(w, 4) for w in walls]))
     return rows
@@ -189,7 +189,7 @@ def compare_with_cpu(args, scratch: Path) -> dict:
     """Largest difference between the device's stems and the CPU's (batch size 1) on a clip."""
     audio = read_clip(scratch, args.compare, "compare")
     with separator_for(args, args.device, None) as separator:
-        device_stems, batch_size = separator.separate(audio, RATE), separator.batch_size
+        device_stems, batch_size = separator.separate(audio, RATE), separator.settings.batch_size
     with separator_for(args, "cpu", 1) as separator:
         cpu_stems = separator.separate(audio, RATE)
     diffs = {stem: float(np.abs(device_stems[stem] - cpu_stems[stem]).max()) for stem in cpu_stems}

@@ -29,7 +29,7 @@ import torch
 
 from .chunking import OverlapAdd
 from .core import MaskSeparator, Spread
-from .settings import SeparationSettings
+from .settings import SeparationSettings, resolve_batch_size
 from .targets import OTHER, available_outputs
 from .weights import ModelError, ModelSet, load_model_set
 
@@ -88,10 +88,10 @@ class Separator:
         self.chunking = settings.chunking(self.sample_rate, core.stft.hop)
         self.workers = settings.workers(self.device.type)
         # `settings` as run: the batch size resolved for this device (the report shows it).
-        self.settings = settings.with_changes(batch_size=settings.batch(self.device.type))
-        self.batch_size: int = self.settings.batch_size
+        self.settings = settings.with_changes(batch_size=resolve_batch_size(settings.batch_size, self.device.type))
         # Keeps no state between streams: built once (its window is a segment long).
-        self._chunker = OverlapAdd(self.chunking.segment, self.chunking.overlap, self.batch_size * self.workers)
+        self._chunker = OverlapAdd(self.chunking.segment, self.chunking.overlap,
+                                   self.settings.batch_size * self.workers)
         threads = 1 if self.device.type == "cpu" else settings.threads
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="stemcut",
                                         initializer=_init_worker, initargs=(threads, self.device))
@@ -138,7 +138,7 @@ class Separator:
         pairs = [(c, min(c + 1, channels - 1)) for c in range(0, channels, 2)]
         grouped = np.stack([segments[:, list(pair)] for pair in pairs], axis=1)  # K, G, 2, L
         items = grouped.reshape(-1, 2, length)
-        step = self.batch_size
+        step = self.settings.batch_size
         if self.workers > 1 and items.shape[0] > 1:
             step = min(step, -(-items.shape[0] // self.workers))
         spans = [(start, min(start + step, items.shape[0])) for start in range(0, items.shape[0], step)]

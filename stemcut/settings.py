@@ -43,7 +43,7 @@ class SeparationSettings:
 
     segment: seconds of audio the models see at once; overlap: cross-fade as a
     fraction of a segment (0-0.5); batch_size: segments through the models at
-    once (per worker; None: by device, see :meth:`batch`); wiener /
+    once (per worker; None: by device, see :func:`resolve_batch_size`); wiener /
     wiener_iterations: the multichannel post-filter; device: 'auto', 'cpu',
     'cuda' or 'cuda:N'; threads: CPU worker threads (None: torch's choice, see
     :meth:`workers`)."""
@@ -73,11 +73,6 @@ class SeparationSettings:
         segment = max(int(round(self.segment * sample_rate)), 2 * hop)
         return Chunking(segment, int(round(self.overlap * segment)))
 
-    def batch(self, device_type: str) -> int:
-        """Segments per model call: ``batch_size`` if given, else one on the CPU (where worker
-        threads run segments in parallel instead) and :data:`GPU_BATCH_SIZE` on a GPU."""
-        return resolve_batch_size(self.batch_size, device_type)
-
     def workers(self, device_type: str) -> int:
         """Worker threads for the model step: on the CPU ``threads``, else torch's own thread
         count (its choice of cores) capped by the CPUs this process may use; one on a GPU."""
@@ -106,7 +101,9 @@ class SeparationSettings:
 
 
 def resolve_batch_size(batch_size: int | None, device_type: str) -> int:
-    """The one place 'auto' (None) becomes a batch size; batching never changes the stems."""
+    """The one place 'auto' (None) becomes a batch size: one on the CPU (where worker threads
+    run segments in parallel instead), :data:`GPU_BATCH_SIZE` on a GPU; batching never
+    changes the stems."""
     if batch_size is not None:
         return batch_size
     return 1 if device_type == "cpu" else GPU_BATCH_SIZE

@@ -106,6 +106,16 @@ def model_specs(model_dir: os.PathLike | str) -> list[ModelSpec]:
     return sorted(specs, key=lambda spec: TARGETS.index(spec.target))
 
 
+def verify_file(spec: ModelSpec) -> None:
+    """Raise ModelError unless ``spec``'s weights file exists and matches its manifest sha256."""
+    if not spec.path.exists():
+        raise ModelError(f"{spec.path}: weights file missing")
+    actual = sha256_of(spec.path)
+    if actual != spec.sha256:
+        raise ModelError(f"{spec.path}: checksum mismatch (manifest sha256 {spec.sha256[:12]}..., file "
+                         f"{actual[:12]}...); the file is corrupt or was replaced")
+
+
 def load_model(spec: ModelSpec):
     """Build ``spec``'s network and load its weights after checking the sha256."""
     from safetensors import SafetensorError
@@ -113,12 +123,7 @@ def load_model(spec: ModelSpec):
 
     from .models import build_model
 
-    if not spec.path.exists():
-        raise ModelError(f"{spec.path}: weights file missing")
-    actual = sha256_of(spec.path)
-    if actual != spec.sha256:
-        raise ModelError(f"{spec.path}: checksum mismatch (manifest {spec.sha256[:12]}..., file {actual[:12]}...); "
-                         "the file is corrupt or was replaced")
+    verify_file(spec)
     try:
         state = load_file(str(spec.path))
         model = build_model(spec.arch, spec.params)
@@ -207,13 +212,18 @@ def compose_set(model_dir: os.PathLike | str, sources: dict[str, os.PathLike | s
     model_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = model_dir / MANIFEST_NAME
     manifest = read_manifest(model_dir) if manifest_path.exists() else {"format_version": MANIFEST_VERSION, "models": {}}
+    specs_of: dict[Path, dict[str, ModelSpec]] = {}  # each source's manifest read once
+    entries_of: dict[Path, dict] = {}
     chosen = {}
     for target, source in sources.items():
-        spec = {s.target: s for s in model_specs(source)}.get(target)
+        source = Path(source)
+        if source not in specs_of:
+            specs_of[source] = {s.target: s for s in model_specs(source)}
+            entries_of[source] = read_manifest(source)["models"]
+        spec = specs_of[source].get(target)
         if spec is None:
-            raise ModelError(f"{Path(source) / MANIFEST_NAME}: no {target} model")
-        if sha256_of(spec.path) != spec.sha256:
-            raise ModelError(f"{spec.path}: sha256 does not match its manifest (damaged file?)")
+            raise ModelError(f"{source / MANIFEST_NAME}: no {target} model")
+        verify_file(spec)
         chosen[target] = (spec, source)
     kept = [s for s in model_specs(model_dir) if s.target not in chosen] if manifest_path.exists() else []
     shapes = {(s.sample_rate, s.n_fft, s.hop) for s in kept + [spec for spec, _ in chosen.values()]}
@@ -225,7 +235,7 @@ def compose_set(model_dir: os.PathLike | str, sources: dict[str, os.PathLike | s
             temp = partial_file(destination)
             shutil.copyfile(spec.path, temp)
             os.replace(temp, destination)
-        manifest["models"][target] = read_manifest(source)["models"][target]
+        manifest["models"][target] = entries_of[source][target]
     write_json(manifest_path, manifest)
     return model_dir
 

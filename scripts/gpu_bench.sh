@@ -14,6 +14,10 @@
 # Tiny CPU rehearsal: STEMCUT_GPU_DEVICE=cpu STEMCUT_GPU_ARGS="--song-minutes 0.05 --folder-songs 2
 #   --folder-minutes 0.02 --in-process-seconds 2 --compare 2" OUT=/tmp/gpu-out bash scripts/gpu_bench.sh
 set -euo pipefail
+if [ "${1:-}" = --help ] || [ "${1:-}" = -h ]; then
+    sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+    exit 0
+fi
 cd "$(dirname "$0")/.."
 WHEELS=build/gpu-wheels
 PY=${PYTHON:-python3}

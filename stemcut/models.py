@@ -23,14 +23,15 @@ Four families:
 ``build_model(arch, params)`` makes one from the hyper-parameters a
 manifest records (see :mod:`stemcut.weights`).
 
-``blstm`` and ``tcn`` take ``forward(magnitude, padded_frames=N)``: the mask of the first
+Every family takes ``forward(magnitude, padded_frames=N)``: the mask of the first
 T frames of ``magnitude`` followed by N - T silent (all-zero) frames, computed
-without the silent frames where they cannot change it (the ``tcn`` family's
-receptive field; the ``blstm`` family's LSTM by :mod:`stemcut.recurrent`). A
-short file is separated that way as if padded to a full segment. A family that
-sets ``padded_frames_supported`` must keep that promise to float rounding. The 2-D
-families see frequency and time together (their cost grows with both) and do not
-(``padded_frames_supported`` False: the separator pads them for real).
+without the silent frames where they cannot change it: the convolutional families
+(``tcn``, ``unet``, ``mmdense``) append only the silent frames within their
+``reach`` (half the receptive field over time), the ``blstm`` family's LSTM runs
+over the silence once (:mod:`stemcut.recurrent`). A short file is separated that
+way as if padded to a full segment. A family that sets ``padded_frames_supported``
+must keep that promise to float rounding; the separator pads a model without it
+for real.
 """
 
 from __future__ import annotations
@@ -140,10 +141,7 @@ class TCNMask(_FrameMaskNet):
 
     def forward(self, magnitude: torch.Tensor, padded_frames: int | None = None) -> torch.Tensor:
         kept = magnitude.shape[-1]
-        if padded_frames is not None and padded_frames > kept:
-            # Silent frames further than `reach` past the last kept one cannot reach it.
-            extra = min(padded_frames - kept, self.reach)
-            magnitude = torch.cat([magnitude, self._silent_frames(magnitude, extra)], dim=-1)
+        magnitude = _with_silence(magnitude, padded_frames, self.reach)
         batch, channels, bins, frames = magnitude.shape
         features = self._encode(magnitude.permute(0, 3, 1, 2))  # batch * frames, hidden
         trunk = features.reshape(batch, frames, -1).transpose(1, 2)
@@ -153,6 +151,17 @@ class TCNMask(_FrameMaskNet):
             context = context[:, :kept]
         mask = self._decode(features, context.reshape(batch * kept, -1))
         return mask.reshape(batch, kept, channels, bins).permute(0, 2, 3, 1)
+
+
+def _with_silence(magnitude: torch.Tensor, padded_frames: int | None, reach: int) -> torch.Tensor:
+    """``magnitude`` (..., frames) followed by the silent frames of ``padded_frames`` that
+    can reach one of its own: at most ``reach`` of them (a frame's mask depends on no frame
+    further away)."""
+    kept = magnitude.shape[-1]
+    if padded_frames is None or padded_frames <= kept:
+        return magnitude
+    extra = min(padded_frames - kept, reach)
+    return torch.cat([magnitude, magnitude.new_zeros(magnitude.shape[:-1] + (extra,))], dim=-1)
 
 
 def _pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -174,7 +183,7 @@ class UNetMask(nn.Module):
     ``width * 2**i`` channels (batch norm, leaky ReLU), transposed convs back with the
     encoder's maps concatenated, a sigmoid mask over the lowest ``max_bin`` bins."""
 
-    padded_frames_supported = False
+    padded_frames_supported = True
 
     def __init__(self, n_fft: int = 4096, max_bin: int = 1024, channels: int = 2, width: int = 16, depth: int = 5):
         super().__init__()
@@ -193,9 +202,18 @@ class UNetMask(nn.Module):
             self.up.append(nn.Sequential(nn.ConvTranspose2d(source, target, 5, stride=2, padding=2, output_padding=1),
                                          nn.BatchNorm2d(target), nn.ReLU()))
         self.head = nn.Conv2d(width, channels, 1)
+        self.depth = depth
+
+    @property
+    def reach(self) -> int:
+        """Frames on each side of a frame that its mask depends on: a bound. A 5x5 stride-2
+        convolution (down) or transposed one (up) at scale ``2**level`` adds ``2**(level+1)``
+        frames: ``2**(depth+1) - 2`` down, as many again up."""
+        return 2 ** (self.depth + 2) - 4
 
     def forward(self, magnitude: torch.Tensor, padded_frames: int | None = None) -> torch.Tensor:
         frames = magnitude.shape[-1]
+        magnitude = _with_silence(magnitude, padded_frames, self.reach)
         x = (torch.log1p(magnitude[..., : self.max_bin, :]) + self.input_mean) * self.input_scale
         x = _pad_to(x, self.multiple)
         skips = []
@@ -271,7 +289,7 @@ class MMDenseMask(nn.Module):
     range below ``max_bin``, joined by a dense block and a 1x1 conv into a sigmoid mask; the
     input is the linear magnitude times a learned per-bin scale."""
 
-    padded_frames_supported = False
+    padded_frames_supported = True
 
     def __init__(self, n_fft: int = 4096, max_bin: int = 1487, channels: int = 2, growth: int = 8,
                  layers: int = 3, depth: int = 2, bands: tuple[int, ...] = (256, 768)):
@@ -285,13 +303,25 @@ class MMDenseMask(nn.Module):
         joined = self.band_nets[0].out_channels + self.full_net.out_channels
         self.join = _DenseBlock(joined, growth, layers)
         self.head = nn.Conv2d(self.join.out_channels, channels, 1)
+        self.layers, self.depth = layers, depth
+
+    @property
+    def reach(self) -> int:
+        """Frames on each side of a frame that its mask depends on: a bound. Every 3x3
+        convolution adds 1 frame at its scale (``2**level``), every 2x2 pooling ``2**level``,
+        the 2x2 transposed convolutions nothing; the stem and the joining block work at full scale."""
+        layers, scales = self.layers, 2**self.depth - 1
+        down = 1 + (layers + 1) * scales + layers * 2**self.depth
+        return down + layers * scales + layers
 
     def forward(self, magnitude: torch.Tensor, padded_frames: int | None = None) -> torch.Tensor:
+        frames = magnitude.shape[-1]
+        magnitude = _with_silence(magnitude, padded_frames, self.reach)
         x = magnitude[..., : self.max_bin, :] * self.input_scale
         bands = torch.cat([net(x[..., low:high, :]) for net, low, high in
                            zip(self.band_nets, self.edges[:-1], self.edges[1:])], dim=-2)
         mask = torch.sigmoid(self.head(self.join(torch.cat([bands, self.full_net(x)], dim=1))))
-        return _full_band(mask, self.bins)
+        return _full_band(mask[..., :frames], self.bins)
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"blstm": BLSTMMask, "tcn": TCNMask, "unet": UNetMask,

@@ -8,6 +8,12 @@ import numpy as np
 import pytest
 
 TINY_BLSTM = {"n_fft": 512, "max_bin": 128, "hidden": 16, "layers": 1}
+TINY_FAMILIES = {  # small hyper-parameters of every family in stemcut/models.py (n_fft 512)
+    "blstm": dict(TINY_BLSTM, layers=2),
+    "tcn": {"n_fft": 512, "max_bin": 128, "hidden": 16, "blocks": 4},
+    "unet": {"n_fft": 512, "max_bin": 160, "width": 4, "depth": 3},
+    "mmdense": {"n_fft": 512, "max_bin": 200, "growth": 4, "layers": 2, "depth": 2, "bands": [64, 128]},
+}
 
 
 def make_model_set(folder: Path, targets=None, seed: int = 0) -> Path:

@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import TINY_BLSTM, sine_mixture
+from conftest import TINY_BLSTM, TINY_FAMILIES, sine_mixture
 from stemcut import Separator
 from stemcut.audio import AudioError, AudioReader, OutputSpec, save_audio
 from stemcut.batch import plan_jobs, run_jobs
@@ -29,12 +29,6 @@ from stemcut.weights import write_untrained_set
 REPO = Path(__file__).resolve().parent.parent
 STEMS = ["vocals", "drums", "bass", "guitar", "other"]
 FLOAT = OutputSpec(format="wav", bit_depth=32)
-FAMILIES = {  # tiny sets of every family in stemcut/models.py
-    "blstm": dict(TINY_BLSTM, layers=2),
-    "tcn": {"n_fft": 512, "max_bin": 200, "hidden": 16, "blocks": 2},
-    "unet": {"n_fft": 512, "max_bin": 160, "width": 4, "depth": 3},
-    "mmdense": {"n_fft": 512, "max_bin": 200, "growth": 4, "layers": 2, "depth": 2, "bands": [64, 128]},
-}
 
 
 def reader_threads() -> list[threading.Thread]:
@@ -60,9 +54,9 @@ def test_separator_runs_with_the_resolved_batch_size(tiny_models):
         assert separator.settings.batch_size == 5 and separator._chunker.batch_size == 5
 
 
-@pytest.fixture(scope="module", params=sorted(FAMILIES))
+@pytest.fixture(scope="module", params=sorted(TINY_FAMILIES))
 def family_models(request, tmp_path_factory):
-    return write_untrained_set(tmp_path_factory.mktemp(request.param), request.param, FAMILIES[request.param],
+    return write_untrained_set(tmp_path_factory.mktemp(request.param), request.param, TINY_FAMILIES[request.param],
                                n_fft=512, hop=128, seed=2)
 
 

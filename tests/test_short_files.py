@@ -12,11 +12,11 @@ import soundfile as sf
 import torch
 from torch import nn
 
-from conftest import TINY_BLSTM, make_model_set, sine_mixture
+from conftest import TINY_BLSTM, TINY_FAMILIES, make_model_set, sine_mixture
 from stemcut import Separator
 from stemcut.chunking import OverlapAdd
 from stemcut.core import MaskSeparator
-from stemcut.models import BLSTMMask, TCNMask
+from stemcut.models import ARCHITECTURES, BLSTMMask, TCNMask
 from stemcut.recurrent import lstm_before_silence
 from stemcut.weights import write_untrained_set
 
@@ -128,16 +128,15 @@ def test_shipped_with_wiener_on_near_mono_within_the_filters_own_rounding(shippe
         assert np.abs(short[stem] - padded[stem]).max() <= max(WIENER_TOLERANCE, 4 * rounding), stem
 
 
-# -- tiny random models of both families ----------------------------------------------------
-
-TINY_TCN = {"n_fft": 512, "max_bin": 128, "hidden": 16, "blocks": 4}
+# -- tiny random models of every family -----------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["blstm-1", "blstm-3", "tcn"])
+
+@pytest.fixture(scope="module", params=["blstm-1", "blstm-3", "tcn", "unet", "mmdense"])
 def tiny(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(request.param)
-    if request.param == "tcn":
-        write_untrained_set(folder, "tcn", TINY_TCN, n_fft=512, hop=128, seed=3)
+    if request.param in ("tcn", "unet", "mmdense"):
+        write_untrained_set(folder, request.param, TINY_FAMILIES[request.param], n_fft=512, hop=128, seed=3)
     elif request.param == "blstm-3":
         write_untrained_set(folder, "blstm", dict(TINY_BLSTM, layers=3), n_fft=512, hop=128, seed=4)
     else:
@@ -228,11 +227,12 @@ def test_lstm_before_silence_follows_changed_weights_and_silence():
             assert torch.allclose(lstm_before_silence(lstm, sequence, vector, 20), whole, atol=1e-6)
 
 
-@pytest.mark.parametrize("family,params", [("blstm", dict(TINY_BLSTM, layers=2)), ("tcn", TINY_TCN)])
-@pytest.mark.parametrize("kept,padded", [(3, 4), (10, 200), (40, 45)])
-def test_models_with_padded_frames_equal_the_zero_padded_input(family, params, kept, padded):
+@pytest.mark.parametrize("family", sorted(TINY_FAMILIES))
+@pytest.mark.parametrize("kept,padded", [(3, 4), (10, 200), (40, 45), (7, 90)])
+def test_models_with_padded_frames_equal_the_zero_padded_input(family, kept, padded):
     torch.manual_seed(7)
-    model = (BLSTMMask if family == "blstm" else TCNMask)(**params).eval()
+    model = ARCHITECTURES[family](**TINY_FAMILIES[family]).eval()
+    assert model.padded_frames_supported
     magnitude = torch.rand(2, 2, 257, kept)
     with torch.no_grad():
         whole = model(torch.cat([magnitude, torch.zeros(2, 2, 257, padded - kept)], dim=-1))[..., :kept]
@@ -240,7 +240,31 @@ def test_models_with_padded_frames_equal_the_zero_padded_input(family, params, k
 
 
 def test_tcn_reach_is_half_its_receptive_field():
-    assert TCNMask(**TINY_TCN).reach == 1 + 2 + 4 + 8
+    assert TCNMask(**TINY_FAMILIES["tcn"]).reach == 1 + 2 + 4 + 8
+
+
+def _measured_reach(model: nn.Module, frames: int) -> int:
+    """The furthest input frame (either side) any middle output frame's mask has a gradient from."""
+    magnitude = torch.rand(1, 2, 257, frames, requires_grad=True)
+    furthest = 0
+    for frame in range(frames // 3, 2 * frames // 3, 5):
+        grad, = torch.autograd.grad(model(magnitude)[..., frame].sum(), magnitude)
+        used = (grad.abs().sum(dim=(0, 1, 2)) > 0).nonzero().flatten()
+        furthest = max(furthest, int(used.max()) - frame, frame - int(used.min()))
+    return furthest
+
+
+@pytest.mark.parametrize("family,params", [
+    ("tcn", TINY_FAMILIES["tcn"]), ("unet", TINY_FAMILIES["unet"]), ("unet", dict(TINY_FAMILIES["unet"], depth=5)),
+    ("mmdense", TINY_FAMILIES["mmdense"]), ("mmdense", dict(TINY_FAMILIES["mmdense"], layers=3, depth=3)),
+])
+def test_reach_bounds_what_a_mask_depends_on(family, params):
+    """The silence a model leaves out must lie beyond everything a kept frame's mask sees;
+    the bound is tight (a frame further would be left out wrongly)."""
+    torch.manual_seed(5)
+    model = ARCHITECTURES[family](**params).eval()
+    measured = _measured_reach(model, 3 * model.reach + 64)
+    assert model.reach - 1 <= measured <= model.reach
 
 
 class _PlainMask(nn.Module):

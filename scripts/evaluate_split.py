@@ -26,6 +26,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=None, help="model set to score")
     parser.add_argument("--oracle", action="store_true", help="also score the ideal ratio mask")
+    parser.add_argument("--wiener", action="store_true", help="separate with the Wiener filter (1 iteration)")
     add_split_arguments(parser)
     args = parser.parse_args()
     if args.data_root is None:
@@ -42,7 +43,7 @@ def main() -> int:
     if args.model_dir is not None:
         from stemcut.separator import Separator
 
-        with Separator(args.model_dir, device="cpu", threads=args.threads) as separator:
+        with Separator(args.model_dir, device="cpu", threads=args.threads, wiener=args.wiener) as separator:
             results["model"] = split_results("model", separator, args.data_root, split,
                                              museval_folders=museval_folders, log=log)
     if args.oracle:

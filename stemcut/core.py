@@ -126,6 +126,13 @@ class MaskSeparator(nn.Module):
             return istft(spec, n_fft, hop, window, length)
 
         if wiener_iterations is not None:
+            # The models learn through the ratio mask, so only their estimates' ratios are
+            # fitted. Each EM iteration's gains are ratios of powers (squares of its start):
+            # given the estimates' square roots, its first gains keep the ratio mask's shares
+            # and add each stem's stereo image; the estimates themselves would give squared
+            # shares, a sharper mask than the models learnt (docs/models.md, "The Wiener filter and these models").
+            if wiener_iterations:
+                estimates = estimates.sqrt()
             stems = wiener(estimates.transpose(-1, -2), spectrogram.transpose(-1, -2),
                            wiener_iterations).transpose(-1, -2)
             del estimates

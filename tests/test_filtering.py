@@ -67,3 +67,31 @@ def test_wiener_takes_stereo_items_only():
     estimates, mixture = random_case(channels=3, bins=17, frames=9)
     with pytest.raises(ValueError, match="stereo"):
         wiener(estimates, mixture, 1)
+
+
+class _FixedMask(torch.nn.Module):
+    """A mask model that gives every frame and channel the same random mask per bin."""
+
+    padded_frames_supported = True
+
+    def __init__(self, bins: int, seed: int):
+        super().__init__()
+        self.mask = torch.rand(bins, 1, generator=torch.Generator().manual_seed(seed)) * 0.9 + 0.05
+
+    def forward(self, magnitude: torch.Tensor, padded_frames: int | None = None) -> torch.Tensor:
+        return self.mask.expand_as(magnitude)
+
+
+def test_one_wiener_iteration_keeps_the_ratio_masks_shares_on_a_shared_stereo_image():
+    """The models learn through the ratio mask. Where every stem has the same stereo image
+    (dual mono here) the Wiener filter has nothing to add, and one iteration must give the
+    ratio mask's stems, not a sharper mask (the estimates' own squares)."""
+    from stemcut.core import MaskSeparator
+
+    models = {target: _FixedMask(257, seed) for seed, target in enumerate(["vocals", "drums", "bass", "other"])}
+    core = MaskSeparator(models, 512, 128).eval()
+    mono = torch.randn(1, 1, 22050, generator=torch.Generator().manual_seed(3)) * 0.2
+    audio = mono.expand(1, 2, 22050).contiguous()
+    with torch.no_grad():
+        ratio, filtered = core(audio), core(audio, wiener_iterations=1)
+    assert (filtered - ratio).abs().max() < 0.01 * ratio.abs().max()

@@ -55,7 +55,9 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     parser.add_argument("--session-steps", type=int, default=0,
                         help="stop this invocation after this many steps (0: run to --steps)")
     parser.add_argument("--run", type=Path, default=defaults.run, help="folder for checkpoint and log")
-    parser.add_argument("--resume", action="store_true", help="continue from <run>/checkpoint/")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from <run>/checkpoint/; with another --steps, --lr or --decay-from, "
+                             "on that plan's learning-rate schedule from the step reached")
     parser.add_argument("--init", type=Path, default=None,
                         help="start from this model set's weights (same --arch and --params), e.g. weights")
     parser.add_argument("--export", type=Path, default=None, help="write the model set here at the end")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from stemcut.targets import TARGETS
 
@@ -164,3 +165,39 @@ def test_checkpoints_are_parts_of_bounded_size_that_load_back_and_catch_damage(t
     part.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="damaged checkpoint part"):
         checkpoint.load(tmp_path)
+
+
+def _trainer_at(step: int, **plan):
+    from stemcut.training.trainer import TrainConfig, Trainer
+
+    config = TrainConfig(targets=["vocals"], arch="tcn", params={"hidden": 8, "blocks": 1}, n_fft=512, hop=128,
+                         threads=1, **plan)
+    trainer = Trainer(config, torch.device("cpu"))
+    for _ in range(step):
+        trainer.optimizer.step()
+        trainer.scheduler.step()
+    return trainer
+
+
+@pytest.mark.parametrize("new_plan", [
+    {"steps": 400, "lr": 1e-3, "decay_from": 0.25},  # shorter: decay already under way at step 150
+    {"steps": 4000, "lr": 1e-3, "decay_from": 0.5},  # longer: back to the constant part
+    {"steps": 1000, "lr": 3e-4, "decay_from": 0.2},  # another rate and decay point
+])
+def test_a_run_resumed_with_a_new_plan_follows_the_new_schedule(new_plan):
+    """Resuming with other --steps/--lr/--decay-from gives the new plan's learning rate at the
+    step reached, step after step, not the saved schedule's; the same plan keeps the saved one."""
+    old = _trainer_at(150, steps=1000, lr=1e-3, decay_from=0.5)
+    saved = {"steps": 1000, "lr": 1e-3, "decay_from": 0.5}
+    resumed = _trainer_at(0, **new_plan)
+    changes = resumed.load_state(old.state(), 150, saved)
+    assert set(changes) == {k for k in new_plan if new_plan[k] != saved[k]}
+    fresh = _trainer_at(150, **new_plan)
+    for _ in range(500):
+        assert resumed.lr == pytest.approx(fresh.lr, rel=1e-9)
+        for trainer in (resumed, fresh):
+            trainer.optimizer.step()
+            trainer.scheduler.step()
+    later = _trainer_at(700, **saved)  # in the decay: the saved schedule goes on as it was
+    same = _trainer_at(0, **saved)
+    assert same.load_state(later.state(), 700, saved) == {} and same.lr == later.lr < 1e-3

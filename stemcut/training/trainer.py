@@ -9,7 +9,9 @@ The budget is a number of optimiser steps (``steps``), so a run can be cut into
 pieces of any length (``minutes`` per invocation) and resumed anywhere: the
 learning-rate schedule (torch's ``SequentialLR``: constant, then cosine decay to
 5 % over the last part) depends on the step only. Checkpoints hold models,
-optimiser, scheduler, scaler and the history.
+optimiser, scheduler, scaler and the history. A run resumed with another plan
+(``steps``, ``lr``, ``decay_from``: longer, shorter, a new rate) keeps its models and
+optimiser state and follows the new plan's schedule from the step it reached.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -85,6 +88,28 @@ class TrainConfig:
             raise ValueError("steps must be at least 1")
 
 
+# The fields of TrainConfig the learning-rate schedule is made of.
+PLAN = ("steps", "lr", "decay_from")
+
+
+def _schedule(optimizer: torch.optim.Optimizer, config: "TrainConfig", at_step: int = 0):
+    """Constant ``config.lr``, then cosine decay to 5 % over the last ``1 - decay_from`` of
+    ``config.steps``; advanced to ``at_step``."""
+    decay_start = max(1, min(config.steps - 1, int(config.decay_from * config.steps)))
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] = config.lr
+    scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, [
+        torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=decay_start),
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.steps - decay_start),
+                                                   eta_min=0.05 * config.lr),
+    ], milestones=[decay_start])
+    with warnings.catch_warnings():  # stepping a schedule with no optimiser step in between
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(at_step):
+            scheduler.step()
+    return scheduler
+
+
 class Trainer:
     """The models as one MaskSeparator, the optimiser, LR schedule and (CUDA) mixed precision."""
 
@@ -94,12 +119,7 @@ class Trainer:
         models = {t: build_model(config.arch, config.params) for t in config.targets}
         self.core = MaskSeparator(models, config.n_fft, config.hop).to(device)
         self.optimizer = torch.optim.Adam(self.core.parameters(), lr=config.lr, weight_decay=1e-5)
-        decay_start = max(1, min(config.steps - 1, int(config.decay_from * config.steps)))
-        self.scheduler = torch.optim.lr_scheduler.SequentialLR(self.optimizer, [
-            torch.optim.lr_scheduler.ConstantLR(self.optimizer, factor=1.0, total_iters=decay_start),
-            torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(1, config.steps - decay_start),
-                                                       eta_min=0.05 * config.lr),
-        ], milestones=[decay_start])
+        self.scheduler = _schedule(self.optimizer, config)
         self.amp = config.amp and device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
@@ -153,12 +173,21 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict()}
 
-    def load_state(self, state: dict) -> None:
+    def load_state(self, state: dict, step: int, plan: dict) -> dict[str, tuple]:
+        """Resume from ``state`` (:meth:`state`) saved at ``step`` by a run of ``plan`` (its
+        config). Where this run's :data:`PLAN` differs, its own schedule is advanced to
+        ``step`` instead of the saved one; returns the changes {field: (saved, now)}."""
         for target, model in self.core.models.items():
             model.load_state_dict(state["models"][target])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        changes = {key: (plan.get(key), getattr(self.config, key)) for key in PLAN
+                   if plan.get(key) != getattr(self.config, key)}
+        if changes:
+            self.scheduler = _schedule(self.optimizer, self.config, at_step=step)
+        else:
+            self.scheduler.load_state_dict(state["scheduler"])
+        return changes
 
 
 def train(config: TrainConfig, log: Callable[[str], None] | None = None) -> dict:
@@ -204,9 +233,12 @@ def train(config: TrainConfig, log: Callable[[str], None] | None = None) -> dict
     step, minutes, history = 0, 0.0, []
     if config.resume and checkpoint.exists(config.run):
         state = checkpoint.load(config.run, map_location=device)
-        trainer.load_state(state["trainer"])
         step, minutes, history = state["step"], state["minutes"], state["history"]
+        changes = trainer.load_state(state["trainer"], step, state["config"])
         say(f"resumed from {config.run}: step {step}, {minutes:.1f} min spent")
+        if changes:
+            say("a new plan (" + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items()) +
+                f"): its learning-rate schedule from step {step}, lr {trainer.lr:.2e}")
 
     def save_checkpoint() -> None:
         checkpoint.save({"trainer": trainer.state(), "step": step, "minutes": minutes, "history": history,

@@ -45,6 +45,21 @@ from .recurrent import lstm_before_silence
 __all__ = ["BLSTMMask", "TCNMask", "UNetMask", "MMDenseMask", "ARCHITECTURES", "build_model"]
 
 
+def _silent_frames(magnitude: torch.Tensor, count: int) -> torch.Tensor:
+    """``count`` all-zero frames shaped like ``magnitude``'s (..., frames)."""
+    return magnitude.new_zeros(magnitude.shape[:-1] + (count,))
+
+
+def _with_silence(magnitude: torch.Tensor, padded_frames: int | None, reach: int) -> torch.Tensor:
+    """``magnitude`` (..., frames) followed by the silent frames of ``padded_frames`` that
+    can reach one of its own: at most ``reach`` of them (a frame's mask depends on no frame
+    further away)."""
+    kept = magnitude.shape[-1]
+    if padded_frames is None or padded_frames <= kept:
+        return magnitude
+    return torch.cat([magnitude, _silent_frames(magnitude, min(padded_frames - kept, reach))], dim=-1)
+
+
 class _FrameMaskNet(nn.Module):
     """What the ``blstm`` and ``tcn`` families share: each frame's log-magnitude
     spectrum (below ``max_bin``) is squeezed by a dense layer, a temporal core
@@ -73,10 +88,6 @@ class _FrameMaskNet(nn.Module):
         x = (torch.log1p(magnitude[..., : self.max_bin]) + self.input_mean) * self.input_scale
         return torch.tanh(self.bn1(self.fc1(x.reshape(-1, self.channels * self.max_bin))))
 
-    def _silent_frames(self, magnitude: torch.Tensor, count: int) -> torch.Tensor:
-        """``count`` all-zero frames shaped like ``magnitude``'s (batch, channels, bins, frames)."""
-        return magnitude.new_zeros(magnitude.shape[:-1] + (count,))
-
     def _decode(self, features: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """(frames, hidden) features and context -> (frames, channels, bins) mask."""
         x = torch.relu(self.bn2(self.fc2(torch.cat([features, context], dim=-1))))
@@ -98,7 +109,7 @@ class BLSTMMask(_FrameMaskNet):
         features = self._encode(magnitude.permute(3, 0, 1, 2))  # frames * batch, hidden
         sequence = features.reshape(frames, batch, -1)
         if padded_frames is not None and padded_frames > frames:
-            silent = self._encode(self._silent_frames(magnitude[:1], 1).permute(3, 0, 1, 2))[0]
+            silent = self._encode(_silent_frames(magnitude[:1], 1).permute(3, 0, 1, 2))[0]
             recurrent = lstm_before_silence(self.lstm, sequence, silent, padded_frames - frames)
         else:
             recurrent, _ = self.lstm(sequence)
@@ -151,17 +162,6 @@ class TCNMask(_FrameMaskNet):
             context = context[:, :kept]
         mask = self._decode(features, context.reshape(batch * kept, -1))
         return mask.reshape(batch, kept, channels, bins).permute(0, 2, 3, 1)
-
-
-def _with_silence(magnitude: torch.Tensor, padded_frames: int | None, reach: int) -> torch.Tensor:
-    """``magnitude`` (..., frames) followed by the silent frames of ``padded_frames`` that
-    can reach one of its own: at most ``reach`` of them (a frame's mask depends on no frame
-    further away)."""
-    kept = magnitude.shape[-1]
-    if padded_frames is None or padded_frames <= kept:
-        return magnitude
-    extra = min(padded_frames - kept, reach)
-    return torch.cat([magnitude, magnitude.new_zeros(magnitude.shape[:-1] + (extra,))], dim=-1)
 
 
 def _pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:

@@ -92,7 +92,7 @@ class TrainConfig:
 PLAN = ("steps", "lr", "decay_from")
 
 
-def _schedule(optimizer: torch.optim.Optimizer, config: "TrainConfig", at_step: int = 0):
+def _schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, at_step: int = 0):
     """Constant ``config.lr``, then cosine decay to 5 % over the last ``1 - decay_from`` of
     ``config.steps``; advanced to ``at_step``."""
     decay_start = max(1, min(config.steps - 1, int(config.decay_from * config.steps)))

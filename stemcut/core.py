@@ -132,7 +132,7 @@ class MaskSeparator(nn.Module):
             # and add each stem's stereo image; the estimates themselves would give squared
             # shares, a sharper mask than the models learnt (docs/models.md, "The Wiener filter and these models").
             if wiener_iterations:
-                estimates = estimates.sqrt()
+                estimates = estimates.sqrt() if torch.is_grad_enabled() else estimates.sqrt_()
             stems = wiener(estimates.transpose(-1, -2), spectrogram.transpose(-1, -2),
                            wiener_iterations).transpose(-1, -2)
             del estimates

@@ -6,8 +6,9 @@ Each track of the split folder (default: the held-out MUSDB previews), cropped t
 middle --seconds (one pass, no chunking: keep it within a segment), goes once through the
 STFT and the models; then every variant below forms the stems from the same estimates
 ``v`` and is scored as ``stemcut eval`` scores (global SDR, mean over tracks). The ratio
-mask is what ``--no-wiener`` does; the Wiener rows are ``filtering.wiener`` (norbert's
-algorithm) fed ``v``, ``v**2`` or ``sqrt(v)``.
+mask and the first sqrt(v) row run ``MaskSeparator.forward`` (what ``--no-wiener`` and
+``--wiener`` do, on one segment); the others are ``filtering.wiener`` (norbert's algorithm)
+fed ``v``, ``v**2`` or ``sqrt(v)``.
 """
 
 from __future__ import annotations
@@ -16,25 +17,43 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from stemcut.atomic import write_json
 from stemcut.evaluation import score_track
-from stemcut.filtering import apply_mask, ratio_shares, wiener
+from stemcut.filtering import wiener
 from stemcut.training.split import DATA_ROOT_ENV, DEFAULT_SPLIT, default_data_root, load_split
 from stemcut.training.validation import validation_tracks
 from stemcut.transforms import istft
 from stemcut.weights import load_model_set
 
-VARIANTS = {  # name -> (estimates (S, B, C, F, T), mixture (B, C, F, T)) -> complex stems
-    "ratio mask v/sum(v) (--no-wiener)": lambda v, x: torch.stack([apply_mask(s, x) for s in ratio_shares(v.clone())]),
-    "Wiener, 1 iteration, on v (as before)": lambda v, x: wiener(v, x, 1),
-    "Wiener, 2 iterations, on v": lambda v, x: wiener(v, x, 2),
-    "squared ratio mask v^2/sum(v^2), no EM": lambda v, x: wiener(v.square(), x, 0),
-    "Wiener, 1 iteration, on sqrt(v) (--wiener)": lambda v, x: wiener(v.sqrt(), x, 1),
-    "Wiener, 2 iterations, on sqrt(v)": lambda v, x: wiener(v.sqrt(), x, 2),
+Combine = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _as_run(iterations: int | None):
+    """What ``stemcut separate`` does: :meth:`MaskSeparator.forward` (one segment here)."""
+    return lambda core, audio, v, x: core(audio, iterations)
+
+
+def _alternative(combine: Combine):
+    """Another combining step on the same estimates v (S, B, C, F, T) and mixture x (B, C, F, T)."""
+    def run(core, audio, v, x):
+        stems = combine(v, x).transpose(-1, -2)
+        return torch.stack([istft(stem, core.stft.n_fft, core.stft.hop, core.stft.window, audio.shape[-1])
+                            for stem in stems])
+    return run
+
+
+VARIANTS = {  # name -> (core, audio (B, C, L), v, x) -> stems (S, B, C, L)
+    "ratio mask v/sum(v) (--no-wiener)": _as_run(None),
+    "Wiener, 1 iteration, on v (as before)": _alternative(lambda v, x: wiener(v, x, 1)),
+    "Wiener, 2 iterations, on v": _alternative(lambda v, x: wiener(v, x, 2)),
+    "squared ratio mask v^2/sum(v^2), no EM": _alternative(lambda v, x: wiener(v.square(), x, 0)),
+    "Wiener, 1 iteration, on sqrt(v) (--wiener)": _as_run(1),
+    "Wiener, 2 iterations, on sqrt(v)": _alternative(lambda v, x: wiener(v.sqrt(), x, 2)),
 }
 
 
@@ -57,7 +76,6 @@ def main() -> int:
     tracks = validation_tracks(data_root, {args.folder: split[args.folder]}, args.seconds)
     model_set = load_model_set(args.model_dir)
     core = model_set.mask_separator().eval()
-    n_fft, hop, window = core.stft.n_fft, core.stft.hop, core.stft.window
     scores: dict[str, list] = {name: [] for name in VARIANTS}
     with torch.no_grad():
         for name, track in tracks:
@@ -66,10 +84,10 @@ def main() -> int:
             audio = torch.from_numpy(track.mixture)[None]
             spectrogram = core.spectrogram(audio)
             estimates = core.estimates(spectrogram.abs())
-            for variant, combine in VARIANTS.items():
-                stems = combine(estimates.transpose(-1, -2), spectrogram.transpose(-1, -2)).transpose(-1, -2)
-                audio_stems = {stem: istft(stems[i], n_fft, hop, window, audio.shape[-1])[0].numpy()
-                               for i, stem in enumerate(core.stems)}
+            v, x = estimates.transpose(-1, -2), spectrogram.transpose(-1, -2)
+            for variant, run in VARIANTS.items():
+                stems = run(core, audio, v, x)
+                audio_stems = {stem: stems[i, 0].numpy() for i, stem in enumerate(core.stems)}
                 scores[variant].append(score_track(track, audio_stems).global_sdr)
     targets = [t for t in core.stems if any(t in s for s in scores[next(iter(VARIANTS))])]
     table = {variant: {t: float(np.mean([s[t] for s in rows if t in s])) for t in targets}

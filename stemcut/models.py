@@ -202,14 +202,13 @@ class UNetMask(nn.Module):
             self.up.append(nn.Sequential(nn.ConvTranspose2d(source, target, 5, stride=2, padding=2, output_padding=1),
                                          nn.BatchNorm2d(target), nn.ReLU()))
         self.head = nn.Conv2d(width, channels, 1)
-        self.depth = depth
 
     @property
     def reach(self) -> int:
         """Frames on each side of a frame that its mask depends on: a bound. A 5x5 stride-2
         convolution (down) or transposed one (up) at scale ``2**level`` adds ``2**(level+1)``
-        frames: ``2**(depth+1) - 2`` down, as many again up."""
-        return 2 ** (self.depth + 2) - 4
+        frames: ``2**(depth+1) - 2`` down, as many again up (``multiple`` is ``2**depth``)."""
+        return 4 * self.multiple - 4
 
     def forward(self, magnitude: torch.Tensor, padded_frames: int | None = None) -> torch.Tensor:
         frames = magnitude.shape[-1]

@@ -74,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     sdr_axes.set(xlabel="step (this run)", ylabel="global SDR, dB", title="held-out validation (middle 20 s)")
     for axes in (loss_axes, sdr_axes):
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=7)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=7)
+        else:  # a run still short of its first validation
+            axes.text(0.5, 0.5, "no points yet", transform=axes.transAxes, ha="center", va="center")
     figure.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.out, dpi=110)

@@ -146,6 +146,25 @@ def test_record_quality_writes_held_out_scores_into_the_manifest(tmp_path):
     assert all(sha256_of(spec.path) == spec.sha256 for spec in specs.values())  # weights untouched
 
 
+def test_plot_scaling_extrapolates_dB_per_doubling_to_the_goal(tmp_path):
+    points = []
+    for steps, vocals, drums in ((1000, 4.0, 3.0), (2000, 4.5, 3.0), (4000, 5.0, 2.9)):
+        path = tmp_path / f"{steps}.json"
+        overall = {"global_sdr": {"vocals": 0.0, "drums": 0.0},
+                   "museval_sdr": {"vocals": vocals, "drums": drums}}
+        path.write_text(json.dumps({"model": {"overall": overall}}))
+        points.append(f"{steps}={path}")
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "plot_scaling.py"), *points[::-1],
+                             "--goal", "vocals=6.0,drums=4.0", "--steps-per-hour", "1000"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+            for line in result.stdout.splitlines() if line.startswith("| ") and "steps |" not in line}
+    # vocals: +0.5 dB per doubling, 1 dB short: two more doublings, 4000 -> 16000 steps = 12 more hours
+    assert rows["vocals"] == ["4.00", "4.50", "5.00", "+0.50", "6.00", "2.0", "12,000", "12"]
+    assert rows["drums"][3] == "-0.05" and rows["drums"][5] == "never at this slope"
+
+
 def test_checkpoints_are_parts_of_bounded_size_that_load_back_and_catch_damage(tmp_path):
     import torch
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Learning curves of training runs as one plot: training loss per minute (from train.log)
-and the held-out validation points (history.json), per target.
+and the held-out validation points (history.json, or the train.log of a run still going), per target.
 
     python scripts/plot_curves.py ../runs/blstm-cont ../runs/unet-drums --out docs/img/curves.png
 
@@ -31,9 +31,20 @@ def training_loss(run: Path) -> dict[str, list[tuple[int, float]]]:
     return curves
 
 
+VALIDATION = re.compile(r"validation @ step (\d+) \(([\d.]+) min\): global SDR dB\s+(.*?)\s+\[")
+
+
 def validation(run: Path) -> list[dict]:
+    """Validation points: history.json (written at export), else the run's train.log so far."""
     path = run / "history.json"
-    return json.loads(path.read_text()) if path.exists() else []
+    if path.exists():
+        return json.loads(path.read_text())
+    points = []
+    for match in VALIDATION.finditer((run / "train.log").read_text()):
+        point = {"step": int(match.group(1)), "minutes": float(match.group(2))}
+        point.update({target: float(value) for target, value in re.findall(r"(\w+)\s+(-?[\d.]+)", match.group(3))})
+        points.append(point)
+    return points
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -220,3 +220,16 @@ def test_a_run_resumed_with_a_new_plan_follows_the_new_schedule(new_plan):
     later = _trainer_at(700, **saved)  # in the decay: the saved schedule goes on as it was
     same = _trainer_at(0, **saved)
     assert same.load_state(later.state(), 700, saved) == {} and same.lr == later.lr < 1e-3
+
+
+def test_plot_curves_reads_validation_points_from_the_log_of_a_run_still_going(tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import plot_curves
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    (tmp_path / "train.log").write_text(
+        "19:09:00 step   1980/30000    70.0 min  lr 1.00e-03  0.50 steps/s (data 9 ms/step)  loss x1e3: vocals 2.000\n"
+        "19:09:04 validation @ step 1984 (70.1 min): global SDR dB  vocals  5.20  drums  -2.47  [9 s]\n")
+    assert plot_curves.validation(tmp_path) == [{"step": 1984, "minutes": 70.1, "vocals": 5.20, "drums": -2.47}]
+    assert plot_curves.training_loss(tmp_path) == {"vocals": [(1980, 2.0)]}

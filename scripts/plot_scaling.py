@@ -4,8 +4,8 @@ one before), a log-linear fit per target, and how far that fit puts each goal.
 
     python scripts/plot_scaling.py 1870=../runs/museval-lineage-440cf9f.json \\
         5206=../runs/museval-lineage-b82fa0b.json 9206=../runs/museval-cand-blstm.json \\
-        --goal vocals=6.5,drums=4.5,bass=5.5,guitar=4.0,other=3.5 --steps-per-hour 2300 \\
-        --out docs/img/lineage-scaling.png
+        11806=../runs/museval-cand-r5.json --goal vocals=6.5,drums=4.5,bass=5.5,guitar=4.0,other=3.5 \\
+        --steps-per-hour 2520 --out docs/img/lineage-scaling.png
 
 Each point is an `evaluate_split.py --museval` JSON file labelled with the total training steps
 behind that set; the score is the split's museval median (global SDR mean with --measure global).
@@ -27,6 +27,8 @@ TARGETS = ("vocals", "drums", "bass", "guitar", "other")
 def scores(path: Path, measure: str) -> dict[str, float]:
     """{target: score} of one evaluate_split.py JSON file."""
     overall = json.loads(path.read_text())["model"]["overall"]
+    if not overall.get(f"{measure}_sdr"):
+        raise SystemExit(f"{path}: no {measure} scores in it (evaluate_split.py --museval writes them)")
     return {target: value for target, value in overall[f"{measure}_sdr"].items() if value is not None}
 
 
